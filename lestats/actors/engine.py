@@ -1,0 +1,313 @@
+"""The embedding facade: starts the actor system around a Dataset and talks to it for you.
+
+It is what the HTTP front end uses too, so an embedding program sees exactly the server's
+behaviour. Every blocking method has an `async` twin that never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import pykka
+
+from lestats import jsonio
+from lestats.actors import messages as m
+from lestats.actors.dispatcher import Dispatcher
+from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
+from lestats.actors.journal import Journal
+from lestats.actors.result_store import ResultStore
+from lestats.actors.storage import FileResultStorage
+from lestats.actors.worker import Worker
+from lestats.data.query import Query, make_query
+from lestats.data.statistics import compute
+from lestats.errors import JobFailed, Overloaded, ShuttingDown
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import Future
+    from types import TracebackType
+
+    from lestats.data.dataset import Dataset
+
+T = TypeVar("T")
+
+JOURNAL_NAME = "journal.jsonl"
+DEFAULT_MAX_PENDING = 10_000
+DEFAULT_MAX_REQUESTS = 4_096
+
+
+def default_workers() -> int:
+    """`TP_NUM_OF_THREADS` if set, else the number of CPUs."""
+    configured = os.environ.get("TP_NUM_OF_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return os.cpu_count() or 1
+
+
+class Engine:
+    """A Dispatcher, N Workers and a ResultStore over one Dataset and one results directory.
+
+    Use it as a context manager (`with Engine(dataset) as engine:`), or call `start` and
+    `shutdown`. Shutdown drains: every accepted job finishes first. Two engines in one process are
+    independent; they must not share a results directory.
+
+    Back-pressure: at most `max_pending` accepted jobs are unfinished (then `Overloaded`), and at
+    most `max_requests` requests wait on the actors at once (then `Overloaded`), so no mailbox
+    grows without bound.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        workers: int | None = None,
+        results_dir: str | os.PathLike[str] = "results",
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+        runner: Callable[[Dataset, Query], object] = compute,
+    ) -> None:
+        """Configure; nothing runs until `start`. `runner` computes a job (tests inject faults)."""
+        self.dataset = dataset
+        self.workers = workers if workers is not None else default_workers()
+        self.results_dir = Path(results_dir)
+        self.max_pending = max_pending
+        self._runner = runner
+        self._requests = threading.BoundedSemaphore(max_requests)
+        self._store: pykka.ActorRef[Any] | None = None
+        self._dispatcher: pykka.ActorRef[Any] | None = None
+        self._drained: Future[None] | None = None
+        self._lock = threading.Lock()
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the actors; jobs left unfinished in the results directory run again."""
+        if self._store is not None:
+            raise RuntimeError("engine already started")
+        storage = FileResultStorage(self.results_dir)
+        store = ResultStore.start(
+            storage, Journal(self.results_dir / JOURNAL_NAME), self.max_pending
+        )
+        dataset, runner = self.dataset, self._runner
+
+        def spawn_worker(dispatcher: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+            return Worker.start(dataset, runner, store, dispatcher)
+
+        try:
+            dispatcher = Dispatcher.start(store, spawn_worker, self.workers)
+        except BaseException:
+            store.stop()
+            raise
+        self._store, self._dispatcher = store, dispatcher
+        recovered = self._call(store, m.TakeRecovered())
+        if recovered:
+            dispatcher.tell(m.Requeue(recovered))
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new jobs are taken: started and not shutting down."""
+        return self._store is not None and self._drained is None
+
+    @property
+    def drained(self) -> bool:
+        """Whether a shutdown has begun and every accepted job has finished."""
+        return self._drained is not None and self._drained.done()
+
+    def begin_shutdown(self) -> Future[None]:
+        """Stop accepting and send the poison; returns a future settled once all jobs finished.
+
+        Idempotent. Queries keep working until `shutdown` stops the ResultStore.
+        """
+        with self._lock:
+            if self._drained is None:
+                poison = m.Poison()
+                self._drained = poison.drained
+                self._require(self._dispatcher).tell(poison)
+            return self._drained
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Drain every accepted job, then stop all actors of this engine (and only those).
+
+        Raises:
+            TimeoutError: the jobs did not finish within `timeout` seconds; nothing is stopped.
+        """
+        if self._store is None:
+            return
+        self.begin_shutdown().result(timeout)
+        self._store.stop(block=True, timeout=timeout)
+        self._store = None
+
+    async def shutdown_async(self, timeout: float | None = None) -> None:
+        """`shutdown` without blocking the event loop."""
+        if self._store is None:
+            return
+        await asyncio.wait_for(asyncio.wrap_future(self.begin_shutdown()), timeout)
+        await asyncio.to_thread(self.shutdown, timeout)
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    def query(self, endpoint: str, question: object, state: object = None) -> Query:
+        """Validate a request against this engine's dataset.
+
+        Raises:
+            InvalidQuery: unknown endpoint, question or state, or wrong types.
+        """
+        return make_query(endpoint, question, state, states=self.dataset.state_set)
+
+    def submit(self, endpoint: str, question: object, state: object = None) -> str:
+        """Accept a job and return its id (`job_id_N`) once it is journaled.
+
+        Raises:
+            InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
+        """
+        return format_job_id(
+            self._call(self._dispatcher, self._submission(endpoint, question, state))
+        )
+
+    async def submit_async(self, endpoint: str, question: object, state: object = None) -> str:
+        """`submit` without blocking the event loop."""
+        message = self._submission(endpoint, question, state)
+        return format_job_id(await self._call_async(self._dispatcher, message))
+
+    def _submission(self, endpoint: str, question: object, state: object) -> m.SubmitJob:
+        query = self.query(endpoint, question, state)
+        if not self.accepting:
+            raise ShuttingDown
+        return m.SubmitJob(query)
+
+    def outcome(self, job_id: str | int) -> JobOutcome:
+        """The job's status now, with its JSON result or error reason.
+
+        Raises:
+            UnknownJob: never issued.
+        """
+        return self._call(self._store, m.GetOutcome(parse_job_id(job_id)))
+
+    async def outcome_async(self, job_id: str | int) -> JobOutcome:
+        """`outcome` without blocking the event loop."""
+        return await self._call_async(self._store, m.GetOutcome(parse_job_id(job_id)))
+
+    def status(self, job_id: str | int) -> JobStatus:
+        """The job's status now."""
+        return self.outcome(job_id).status
+
+    async def status_async(self, job_id: str | int) -> JobStatus:
+        """`status` without blocking the event loop."""
+        return (await self.outcome_async(job_id)).status
+
+    def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
+        """The outcome once the job is no longer running, or RUNNING after `timeout` seconds."""
+        message = m.WatchJob(parse_job_id(job_id))
+        with self._request_slot():
+            self._tell(self._store, message)
+            try:
+                return message.reply.result(timeout)
+            except TimeoutError:
+                return RUNNING
+
+    async def wait_async(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
+        """`wait` without blocking the event loop (and without a thread per waiter)."""
+        message = m.WatchJob(parse_job_id(job_id))
+        with self._request_slot():
+            self._tell(self._store, message)
+            try:
+                return await asyncio.wait_for(asyncio.wrap_future(message.reply), timeout)
+            except TimeoutError:
+                return RUNNING
+
+    def result(self, job_id: str | int, timeout: float | None = None) -> object:
+        """Wait for the job and return its data.
+
+        Raises:
+            JobFailed: the job ended in error.
+            TimeoutError: still running after `timeout` seconds.
+        """
+        return _data(format_job_id(parse_job_id(job_id)), self.wait(job_id, timeout))
+
+    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object:
+        """`result` without blocking the event loop."""
+        return _data(format_job_id(parse_job_id(job_id)), await self.wait_async(job_id, timeout))
+
+    def jobs(self) -> list[tuple[str, JobStatus]]:
+        """Every issued job id with its status, in id order."""
+        return [(format_job_id(i), s) for i, s in self._call(self._store, m.ListJobs())]
+
+    async def jobs_async(self) -> list[tuple[str, JobStatus]]:
+        """`jobs` without blocking the event loop."""
+        return [(format_job_id(i), s) for i, s in await self._call_async(self._store, m.ListJobs())]
+
+    def num_jobs(self) -> int:
+        """How many accepted jobs are unfinished (queued or running)."""
+        return self._call(self._store, m.CountPending())
+
+    async def num_jobs_async(self) -> int:
+        """`num_jobs` without blocking the event loop."""
+        return await self._call_async(self._store, m.CountPending())
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _call(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
+        with self._request_slot():
+            self._tell(ref, message)
+            return message.reply.result()
+
+    async def _call_async(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
+        with self._request_slot():
+            self._tell(ref, message)
+            return await asyncio.wrap_future(message.reply)
+
+    def _tell(self, ref: pykka.ActorRef[Any] | None, message: Any) -> None:  # noqa: ANN401
+        # Marked running, the reply cannot be cancelled by a caller that gives up, so the actor
+        # can always settle it.
+        message.reply.set_running_or_notify_cancel()
+        try:
+            self._require(ref).tell(message)
+        except pykka.ActorDeadError as exc:
+            raise ShuttingDown from exc
+
+    def _request_slot(self) -> _RequestSlot:
+        return _RequestSlot(self._requests)
+
+    @staticmethod
+    def _require(ref: pykka.ActorRef[Any] | None) -> pykka.ActorRef[Any]:
+        if ref is None:
+            raise ShuttingDown
+        return ref
+
+
+class _RequestSlot:
+    """One of the bounded places for a request waiting on the actors; refuses when none is left."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        self._semaphore = semaphore
+
+    def __enter__(self) -> None:
+        if not self._semaphore.acquire(blocking=False):
+            raise Overloaded("too many requests waiting on the engine; retry later")
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._semaphore.release()
+
+
+def _data(job_id: str, outcome: JobOutcome) -> object:
+    if outcome.status is JobStatus.DONE:
+        return jsonio.loads(outcome.result or b"null")
+    if outcome.status is JobStatus.ERROR:
+        raise JobFailed(job_id, outcome.reason or "unknown error")
+    raise TimeoutError(f"{job_id} is still running")

@@ -1,0 +1,111 @@
+"""Where results live: one JSON file per done job, written atomically, read back on demand.
+
+The ResultStore talks to storage only through `ResultStorage`, so serving one API from several
+processes (results in a shared store such as Redis) means a second implementation of this
+protocol and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+_RESULT_FILE = re.compile(r"job_id_([1-9][0-9]*)\.json")
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+class ResultStorage(Protocol):
+    """Durable results by job id. `save` must be atomic: a result is complete or absent."""
+
+    def save(self, job_id: int, result: bytes) -> None:
+        """Persist `result` (JSON bytes) for `job_id`; raises OSError when it cannot."""
+
+    def load(self, job_id: int) -> bytes:
+        """The saved result; raises FileNotFoundError if there is none (any more)."""
+        ...
+
+    def exists(self, job_id: int) -> bool:
+        """Whether a result is saved for `job_id`."""
+        ...
+
+    def highest_id(self) -> int:
+        """The highest job id with a saved result, 0 if none."""
+        ...
+
+
+class FileResultStorage:
+    """`<directory>/job_id_N.json` holding exactly the job's data, with a bounded read cache.
+
+    Files are written to a temporary name and renamed, so a reader (or a crash) never sees a
+    partial file. A file deleted behind our back is reported as missing, never a crash; a cached
+    copy may still be served for a while.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], cache_bytes: int = 16 << 20) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_limit = cache_bytes
+        for leftover in self.directory.glob(f".job_id_*{_TEMPORARY_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+
+    def path(self, job_id: int) -> Path:
+        """The file of `job_id` (an int, so no caller-made text reaches the file system)."""
+        return self.directory / f"job_id_{int(job_id)}.json"
+
+    def save(self, job_id: int, result: bytes) -> None:
+        """Write `result` to a temporary file, then rename it into place."""
+        final = self.path(job_id)
+        temporary = final.with_name(f".{final.name}{_TEMPORARY_SUFFIX}")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(result)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            temporary.replace(final)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
+        self._remember(job_id, result)
+
+    def load(self, job_id: int) -> bytes:
+        """The result bytes, from the cache or the file."""
+        cached = self._cache.get(job_id)
+        if cached is not None:
+            self._cache.move_to_end(job_id)
+            return cached
+        result = self.path(job_id).read_bytes()
+        self._remember(job_id, result)
+        return result
+
+    def exists(self, job_id: int) -> bool:
+        """Whether the result file of `job_id` is there."""
+        return self.path(job_id).is_file()
+
+    def highest_id(self) -> int:
+        """The highest N among `job_id_N.json` files in the directory."""
+        highest = 0
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if match := _RESULT_FILE.fullmatch(entry.name):
+                    highest = max(highest, int(match.group(1)))
+        return highest
+
+    def _remember(self, job_id: int, result: bytes) -> None:
+        if len(result) > self._cache_limit // 8:
+            return
+        previous = self._cache.pop(job_id, None)
+        if previous is not None:
+            self._cache_bytes -= len(previous)
+        self._cache[job_id] = result
+        self._cache_bytes += len(result)
+        while self._cache_bytes > self._cache_limit:
+            _, evicted = self._cache.popitem(last=False)
+            self._cache_bytes -= len(evicted)

@@ -1,0 +1,87 @@
+"""The Worker actor: computes one job at a time over the shared, immutable Dataset."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from lestats import jsonio
+from lestats.actors import messages as m
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from lestats.data.dataset import Dataset
+    from lestats.data.query import Query
+
+log = logging.getLogger(__name__)
+
+
+class WorkerCrashedError(Exception):
+    """A job raised something that is not an ordinary error (a `BaseException`).
+
+    The Worker turns it into this, so that pykka stops only this actor (it would stop every actor
+    in the process for a raw `BaseException`), and reports its death to the Dispatcher.
+    """
+
+
+class Worker(pykka.ThreadingActor):
+    """Runs jobs in arrival order and reports each to the ResultStore as done or failed.
+
+    An exception in a job fails that job and the Worker carries on. Only a fatal fault kills the
+    Worker; its Dispatcher then replaces it and moves its queued jobs to the replacement.
+    The Dataset is shared by reference, never copied.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        runner: Callable[[Dataset, Query], object],
+        store: pykka.ActorRef[Any],
+        dispatcher: pykka.ActorRef[Any],
+    ) -> None:
+        super().__init__()
+        self._dataset = dataset
+        self._runner = runner
+        self._store = store
+        self._dispatcher = dispatcher
+        self._current: int | None = None
+
+    def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
+        """Run a job, or stop after the jobs queued before the poison."""
+        if isinstance(message, m.RunJob):
+            self._run(message)
+        elif isinstance(message, m.Poison):
+            self._dispatcher.tell(m.WorkerStopped(self.actor_urn))
+            self.stop()
+        else:
+            super().on_receive(message)
+
+    def _run(self, job: m.RunJob) -> None:
+        self._current = job.job_id
+        try:
+            result = jsonio.dumps(self._runner(self._dataset, job.query))
+        except Exception as exc:
+            log.exception("job %d failed", job.job_id)
+            self._store.tell(m.JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
+        except BaseException as exc:
+            raise WorkerCrashedError(f"{type(exc).__name__}: {exc}") from exc
+        else:
+            self._store.tell(m.JobDone(job.job_id, result))
+        self._current = None
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Tell the Dispatcher this Worker is dead and which job it was running."""
+        del exception_type, traceback
+        try:
+            self._dispatcher.tell(m.WorkerDied(self.actor_urn, self._current, str(exception_value)))
+        except pykka.ActorDeadError:
+            log.exception("worker died and its dispatcher is gone too")

@@ -1,0 +1,45 @@
+"""The nine questions the service answers, and which way is better for each.
+
+The direction decides what `best5` and `worst5` mean; the strings must match exactly (spec §2).
+"""
+
+from __future__ import annotations
+
+BEST_IS_MIN: tuple[str, ...] = (
+    "Percent of adults aged 18 years and older who have an overweight classification",
+    "Percent of adults aged 18 years and older who have obesity",
+    "Percent of adults who engage in no leisure-time physical activity",
+    "Percent of adults who report consuming fruit less than one time daily",
+    "Percent of adults who report consuming vegetables less than one time daily",
+)
+"""Questions where a lower percentage is better (less obesity, less inactivity)."""
+
+BEST_IS_MAX: tuple[str, ...] = (
+    (
+        "Percent of adults who achieve at least 150 minutes a week of moderate-intensity aerobic "
+        "physical activity or 75 minutes a week of vigorous-intensity aerobic activity "
+        "(or an equivalent combination)"
+    ),
+    (
+        "Percent of adults who achieve at least 150 minutes a week of moderate-intensity aerobic "
+        "physical activity or 75 minutes a week of vigorous-intensity aerobic physical activity "
+        "and engage in muscle-strengthening activities on 2 or more days a week"
+    ),
+    (
+        "Percent of adults who achieve at least 300 minutes a week of moderate-intensity aerobic "
+        "physical activity or 150 minutes a week of vigorous-intensity aerobic activity "
+        "(or an equivalent combination)"
+    ),
+    "Percent of adults who engage in muscle-strengthening activities on 2 or more days a week",
+)
+"""Questions where a higher percentage is better (more activity)."""
+
+QUESTIONS: frozenset[str] = frozenset(BEST_IS_MIN + BEST_IS_MAX)
+"""Exactly the valid question strings."""
+
+_BEST_IS_MIN = frozenset(BEST_IS_MIN)
+
+
+def best_is_min(question: str) -> bool:
+    """Tell whether a lower value is the better one for `question` (one of the nine)."""
+    return question in _BEST_IS_MIN
