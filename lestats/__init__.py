@@ -1,1 +1,48 @@
-"""Le Stats Sportif: BRFSS statistics answered by an actor engine behind an asynchronous job API."""
+"""Le Stats Sportif: BRFSS statistics answered by an actor engine behind an asynchronous job API.
+
+What a user may import from here; everything else is internal and may change:
+
+- `Engine`: the embedding facade (start, submit, results, drain-and-stop; sync and async).
+- `load_dataset`, `load_demo_dataset`, `Dataset`, `Record`: the data, from a file, from the
+  built-in demo generator, or from rows in memory.
+- `create_app`: the aiohttp application serving an Engine.
+- `messages`: the actors' message types, for message-level tests and embedders.
+- `JobStatus`, `JobOutcome` and the error types.
+"""
+
+from lestats.actors import messages
+from lestats.actors.engine import Engine
+from lestats.actors.jobs import JobOutcome, JobStatus
+from lestats.data.dataset import Dataset, Record
+from lestats.data.loader import load_dataset, load_demo_dataset
+from lestats.errors import (
+    DatasetError,
+    InvalidQuery,
+    JobFailed,
+    LeStatsError,
+    Overloaded,
+    ShuttingDown,
+    StorageError,
+    UnknownJob,
+)
+from lestats.http.app import create_app
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "Engine",
+    "InvalidQuery",
+    "JobFailed",
+    "JobOutcome",
+    "JobStatus",
+    "LeStatsError",
+    "Overloaded",
+    "Record",
+    "ShuttingDown",
+    "StorageError",
+    "UnknownJob",
+    "create_app",
+    "load_dataset",
+    "load_demo_dataset",
+    "messages",
+]

@@ -120,6 +120,11 @@ class Engine:
         self.shutdown()
 
     @property
+    def started(self) -> bool:
+        """Whether the actors run (from `start` until `shutdown` returns)."""
+        return self._store is not None
+
+    @property
     def accepting(self) -> bool:
         """Whether new jobs are taken: started and not shutting down."""
         return self._store is not None and self._drained is None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lestats.data.dataset import Dataset, GroupKey
+from lestats.data.demo import DEMO_ROWS, DEMO_SEED, iter_demo_lines
 from lestats.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -118,3 +119,10 @@ def load_lines(lines: Iterable[str], *, source: str) -> Dataset:
     if rows_read == 0:
         raise DatasetError(source, "no data rows after the header")
     return Dataset.from_raw_groups(raw, source=source, rows_read=rows_read, rows_skipped=malformed)
+
+
+def load_demo_dataset(rows: int = DEMO_ROWS, seed: int = DEMO_SEED) -> Dataset:
+    """The built-in demo dataset, generated in memory and parsed like any file (no download)."""
+    return load_lines(
+        iter_demo_lines(rows, seed), source=f"demo dataset ({rows} rows, seed {seed})"
+    )

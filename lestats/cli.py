@@ -1,0 +1,120 @@
+"""The command line: load the data, start the engine, serve HTTP, drain on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from lestats.actors.engine import DEFAULT_MAX_PENDING, Engine, default_workers
+from lestats.data.loader import load_dataset, load_demo_dataset
+from lestats.errors import DatasetError
+from lestats.http.app import create_app
+from lestats.logs import start_file_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from lestats.data.dataset import Dataset
+
+log = logging.getLogger("lestats")
+
+SHUTDOWN_TIMEOUT = 60.0
+"""Seconds that in-flight HTTP requests get to finish at shutdown (jobs always drain)."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options of spec §5."""
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Serve BRFSS statistics as asynchronous jobs over HTTP.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5000, help="TCP port (0 picks a free one)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="BRFSS CSV file (.csv or .csv.gz); default: the built-in demo dataset",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=default_workers(),
+        help="worker actors (default: $TP_NUM_OF_THREADS, else the CPU count)",
+    )
+    parser.add_argument(
+        "--results-dir", default="results", help="where results and the journal live"
+    )
+    parser.add_argument("--log-file", default="webserver.log", help="rotating server log")
+    parser.add_argument(
+        "--max-pending",
+        type=_positive,
+        default=DEFAULT_MAX_PENDING,
+        help="accepted-but-unfinished jobs before POSTs get 503 with Retry-After",
+    )
+    return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def load(path: str | None) -> Dataset:
+    """The dataset at `path`, or the demo dataset generated in memory."""
+    if path is None:
+        return load_demo_dataset()
+    return load_dataset(path)
+
+
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish requests and drain all jobs."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        urls = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
+        sys.stdout.write(f"Le Stats Sportif serving on {urls} (Ctrl+C drains and stops)\n")
+        sys.stdout.flush()
+        log.info("serving on %s", urls)
+        await stop.wait()
+        log.info("signal received: draining")
+    finally:
+        await runner.cleanup()
+    log.info("stopped: every accepted job finished")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; 0 after a clean drain, 2 when the data cannot be loaded."""
+    args = parse_args(argv)
+    listener = start_file_logging(args.log_file)
+    try:
+        try:
+            dataset = load(args.data)
+        except DatasetError as exc:
+            log.error("cannot load the data: %s", exc)  # noqa: TRY400 - the message says it all
+            sys.stderr.write(f"error: cannot load the data: {exc}\n")
+            return 2
+        engine = Engine(
+            dataset,
+            workers=args.workers,
+            results_dir=args.results_dir,
+            max_pending=args.max_pending,
+        )
+        asyncio.run(serve(create_app(engine), args.host, args.port))
+        return 0
+    finally:
+        listener.stop()

@@ -1,0 +1,46 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from lestats.http.keys import CLOSING, ENGINE
+from lestats.http.middlewares import log_and_map_errors
+from lestats.http.routes import routes
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from lestats.actors.engine import Engine
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(engine: Engine, *, max_body: int = MAX_BODY_BYTES) -> web.Application:
+    """An application serving `engine`, which it owns from then on.
+
+    The application starts the engine (unless already started) when it starts, and on cleanup
+    drains it: every accepted job finishes before the engine stops.
+    """
+    app = web.Application(client_max_size=max_body, middlewares=[log_and_map_errors])
+    app[ENGINE] = engine
+    app[CLOSING] = asyncio.Event()
+    app.add_routes(routes())
+    app.on_shutdown.append(_release_waiters)
+    app.cleanup_ctx.append(_engine_life)
+    return app
+
+
+async def _engine_life(app: web.Application) -> AsyncIterator[None]:
+    engine = app[ENGINE]
+    if not engine.started:
+        await asyncio.to_thread(engine.start)
+    yield
+    await engine.shutdown_async()
+
+
+async def _release_waiters(app: web.Application) -> None:
+    app[CLOSING].set()

@@ -1,0 +1,14 @@
+"""Typed keys of the application's state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from lestats.actors.engine import Engine
+
+ENGINE = web.AppKey("engine", Engine)
+"""The engine the application serves."""
+CLOSING = web.AppKey("closing", asyncio.Event)
+"""Set when the server begins to shut down, to release long-polls at once."""
