@@ -12,3 +12,5 @@ ENGINE = web.AppKey("engine", Engine)
 """The engine the application serves."""
 CLOSING = web.AppKey("closing", asyncio.Event)
 """Set when the server begins to shut down, to release long-polls at once."""
+OUTCOME = web.RequestKey("outcome", str)
+"""A short note a handler leaves of what it did (job id, status), for the exit log line."""

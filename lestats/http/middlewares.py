@@ -20,15 +20,13 @@ from lestats.errors import (
     StorageError,
     UnknownJob,
 )
+from lestats.http.keys import OUTCOME
 from lestats.http.responses import error_response
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
 log = logging.getLogger("lestats.http")
-
-OUTCOME = "lestats.outcome"
-"""Request key under which a handler leaves a short note of what it did, for the exit log line."""
 
 _KEPT_HEADERS = ("Allow", "Retry-After")
 _LOGGED_BODY = 500

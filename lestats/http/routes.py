@@ -17,8 +17,8 @@ from lestats.actors.jobs import JobOutcome, JobStatus
 from lestats.data.query import ENDPOINTS
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.errors import InvalidQuery
-from lestats.http.keys import CLOSING, ENGINE
-from lestats.http.middlewares import OUTCOME
+from lestats.http.keys import CLOSING, ENGINE, OUTCOME
+from lestats.http.openapi import openapi_document
 from lestats.http.responses import json_response, raw_json_response
 
 if TYPE_CHECKING:
@@ -162,6 +162,7 @@ _INDEX_ROWS = [
     ("GET /api/questions", "the nine questions"),
     ("GET /api/states", "the states in the data"),
     ("GET /api/health", "liveness and load"),
+    ("GET /api/openapi.json", "the OpenAPI description of this API"),
 ]
 _INDEX = (
     "<!doctype html><html><head><meta charset='utf-8'><title>Le Stats Sportif</title></head>"
@@ -169,6 +170,11 @@ _INDEX = (
     + "".join(f"<li><code>{route}</code> — {what}</li>" for route, what in _INDEX_ROWS)
     + "</ul></body></html>"
 )
+
+
+async def openapi(_: web.Request) -> web.Response:
+    """GET /api/openapi.json: the OpenAPI description of this API."""
+    return json_response(openapi_document())
 
 
 async def index(_: web.Request) -> web.Response:
@@ -187,5 +193,6 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/questions", questions),
         web.get("/api/states", states),
         web.get("/api/health", health),
+        web.get("/api/openapi.json", openapi),
         web.get("/", index),
     ]

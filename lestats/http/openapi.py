@@ -1,0 +1,223 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at `/api/openapi.json`.
+
+Built from the same endpoint and question lists the server uses, so it cannot drift from them;
+the fuzz tests check every answer of the server against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lestats.data.query import ALLOWED_QUESTIONS, NEEDS_STATE
+
+_JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:  # noqa: ANN401
+    return {"description": description, "content": {_JSON: {"schema": schema}}, **extra}
+
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:  # noqa: ANN401
+    return _body(_ref("Error"), description, **extra)
+
+
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
+_ALLOW = {"Allow": {"schema": {"type": "string"}, "description": "allowed methods"}}
+
+
+def _done(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["status", "data"],
+        "properties": {"status": {"const": "done"}, "data": data},
+    }
+
+
+def _submit_operation(endpoint: str, needs_state: bool) -> dict[str, Any]:
+    required = ["question", "state"] if needs_state else ["question"]
+    return {
+        "operationId": endpoint,
+        "summary": f"Accept a {endpoint} job",
+        "requestBody": {
+            "required": True,
+            "content": {
+                _JSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": required,
+                        "properties": {
+                            "question": {"type": "string", "enum": list(ALLOWED_QUESTIONS)},
+                            "state": {"type": "string"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": _body(
+                _ref("JobAccepted"),
+                "accepted",
+                headers={"Location": {"schema": {"type": "string"}}},
+            ),
+            "400": _error("bad body, unknown question or state"),
+            "405": _error("wrong method", headers=_ALLOW),
+            "413": _error("body too large"),
+            "503": _error("shutting down or overloaded", headers=_RETRY_AFTER),
+        },
+    }
+
+
+def _get(operation_id: str, summary: str, ok: dict[str, Any], **more: Any) -> dict[str, Any]:  # noqa: ANN401
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "responses": {
+                "200": _body(ok, "success"),
+                "405": _error("wrong method", headers=_ALLOW),
+                "503": _error("overloaded", headers=_RETRY_AFTER),
+            },
+            **more,
+        }
+    }
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["status", "reason"],
+        "properties": {
+            "status": {"const": "error"},
+            "reason": {"type": "string"},
+            "allowed": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "JobAccepted": {
+        "type": "object",
+        "required": ["job_id"],
+        "properties": {"job_id": {"type": "string", "pattern": "^job_id_[1-9][0-9]*$"}},
+        "additionalProperties": False,
+    },
+    "JobResult": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "running"}},
+                "additionalProperties": False,
+            },
+            _done({"type": "object"}),
+            {
+                "type": "object",
+                "required": ["status", "reason"],
+                "properties": {"status": {"const": "error"}, "reason": {"type": "string"}},
+                "additionalProperties": False,
+            },
+        ]
+    },
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"enum": ["running", "done"]}},
+        "additionalProperties": False,
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API description (a fresh dict: callers may modify it)."""
+    paths: dict[str, Any] = {
+        f"/api/{endpoint}": {"post": _submit_operation(endpoint, needs_state)}
+        for endpoint, needs_state in NEEDS_STATE.items()
+    }
+    results = _get("get_results", "A job's status, with its data or error", _ref("JobResult"))
+    results["get"]["parameters"] = [
+        {
+            "name": "job_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^(job_id_)?[1-9][0-9]*$"},
+        },
+        {
+            "name": "wait",
+            "in": "query",
+            "required": False,
+            "description": "long-poll: answer once the job is finished or after this many seconds",
+            "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 30},
+        },
+    ]
+    results["get"]["responses"]["400"] = _error("bad wait value")
+    results["get"]["responses"]["404"] = _error("Invalid job_id")
+    status_list = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": {"enum": ["running", "done", "error"]},
+        },
+    }
+    string_list = {"type": "array", "items": {"type": "string"}}
+    paths.update(
+        {
+            "/api/get_results/{job_id}": results,
+            "/api/jobs": _get("jobs", "Every job with its status", _done(status_list)),
+            "/api/num_jobs": _get(
+                "num_jobs",
+                "Accepted jobs not finished",
+                {
+                    "type": "object",
+                    "required": ["status", "num_jobs"],
+                    "properties": {
+                        "status": {"const": "done"},
+                        "num_jobs": {"type": "integer", "minimum": 0},
+                    },
+                },
+            ),
+            "/api/graceful_shutdown": _get(
+                "graceful_shutdown", "Stop accepting jobs", _ref("Status")
+            ),
+            "/api/questions": _get(
+                "questions",
+                "The nine questions",
+                _done(
+                    {
+                        "type": "object",
+                        "required": ["best_is_min", "best_is_max"],
+                        "properties": {"best_is_min": string_list, "best_is_max": string_list},
+                    }
+                ),
+            ),
+            "/api/states": _get("states", "States in the data", _done(string_list)),
+            "/api/health": _get(
+                "health",
+                "Liveness and load",
+                {
+                    "type": "object",
+                    "required": ["status", "accepting", "workers", "num_jobs"],
+                    "properties": {
+                        "status": {"const": "ok"},
+                        "accepting": {"type": "boolean"},
+                        "workers": {"type": "integer", "minimum": 1},
+                        "num_jobs": {"type": "integer", "minimum": 0},
+                    },
+                },
+            ),
+            "/api/openapi.json": _get("openapi", "This document", {"type": "object"}),
+        }
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Le Stats Sportif",
+            "version": "1.0.0",
+            "description": "BRFSS statistics as asynchronous jobs: POST a question, get a job "
+            "id, fetch the result from /api/get_results/{job_id}.",
+        },
+        "paths": paths,
+        "components": {"schemas": _SCHEMAS},
+    }

@@ -1,0 +1,63 @@
+"""The README stays true: its Python examples run as written, its commands and options exist."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+EXAMPLES = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_readme_shows_the_two_commands():
+    assert "make run" in README
+    assert "make test" in README
+
+
+def test_readme_has_an_embedding_section_with_an_example():
+    embedding = README.split("## Embedding", 1)[1].split("\n## ", 1)[0]
+    assert "```python" in embedding
+
+
+@pytest.mark.parametrize("source", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
+def test_readme_python_examples_run_as_written(source, tmp_path):
+    script = tmp_path / "example.py"
+    script.write_text(source, encoding="utf-8")
+    finished = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "job_id_1" in finished.stdout
+    assert "Traceback" not in finished.stderr
+
+
+def test_every_documented_option_exists():
+    documented = set(re.findall(r"^\| `(--[a-z-]+)", README, flags=re.MULTILINE))
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "run.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert documented == {
+        "--host",
+        "--port",
+        "--data",
+        "--workers",
+        "--results-dir",
+        "--log-file",
+        "--max-pending",
+    }
+    for option in documented:
+        assert option in finished.stdout
