@@ -38,6 +38,7 @@ T = TypeVar("T")
 JOURNAL_NAME = "journal.jsonl"
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
+DEFAULT_CACHE_BYTES = 16 << 20
 
 
 def default_workers() -> int:
@@ -68,18 +69,25 @@ class Engine:
         results_dir: str | os.PathLike[str] = "results",
         max_pending: int = DEFAULT_MAX_PENDING,
         max_requests: int = DEFAULT_MAX_REQUESTS,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         runner: Callable[[Dataset, Query], object] = compute,
     ) -> None:
-        """Configure; nothing runs until `start`. `runner` computes a job (tests inject faults)."""
+        """Configure; nothing runs until `start`.
+
+        `cache_bytes` bounds the results kept in memory (the rest is read from disk); `runner`
+        computes a job (tests inject slow or failing ones).
+        """
         self.dataset = dataset
         self.workers = workers if workers is not None else default_workers()
         self.results_dir = Path(results_dir)
         self.max_pending = max_pending
+        self._cache_bytes = cache_bytes
         self._runner = runner
         self._requests = threading.BoundedSemaphore(max_requests)
         self._store: pykka.ActorRef[Any] | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
         self._drained: Future[None] | None = None
+        self._abandon = threading.Event()
         self._lock = threading.Lock()
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -88,14 +96,14 @@ class Engine:
         """Start the actors; jobs left unfinished in the results directory run again."""
         if self._store is not None:
             raise RuntimeError("engine already started")
-        storage = FileResultStorage(self.results_dir)
+        storage = FileResultStorage(self.results_dir, cache_bytes=self._cache_bytes)
         store = ResultStore.start(
             storage, Journal(self.results_dir / JOURNAL_NAME), self.max_pending
         )
-        dataset, runner = self.dataset, self._runner
+        dataset, runner, abandon = self.dataset, self._runner, self._abandon
 
         def spawn_worker(dispatcher: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
-            return Worker.start(dataset, runner, store, dispatcher)
+            return Worker.start(dataset, runner, store, dispatcher, abandon)
 
         try:
             dispatcher = Dispatcher.start(store, spawn_worker, self.workers)
@@ -146,22 +154,29 @@ class Engine:
                 self._require(self._dispatcher).tell(poison)
             return self._drained
 
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Drain every accepted job, then stop all actors of this engine (and only those).
+    def shutdown(self, timeout: float | None = None, *, drain: bool = True) -> None:
+        """Stop all actors of this engine (and only those), by default after every accepted job.
+
+        With `drain=False`, jobs not yet started are skipped; they stay in the journal and run at
+        the next start on the same results directory (the job running now still finishes).
 
         Raises:
             TimeoutError: the jobs did not finish within `timeout` seconds; nothing is stopped.
         """
         if self._store is None:
             return
+        if not drain:
+            self._abandon.set()
         self.begin_shutdown().result(timeout)
         self._store.stop(block=True, timeout=timeout)
         self._store = None
 
-    async def shutdown_async(self, timeout: float | None = None) -> None:
+    async def shutdown_async(self, timeout: float | None = None, *, drain: bool = True) -> None:
         """`shutdown` without blocking the event loop."""
         if self._store is None:
             return
+        if not drain:
+            self._abandon.set()
         await asyncio.wait_for(asyncio.wrap_future(self.begin_shutdown()), timeout)
         await asyncio.to_thread(self.shutdown, timeout)
 

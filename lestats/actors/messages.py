@@ -156,7 +156,10 @@ class WorkerStopped:
 
 @dataclass(frozen=True, slots=True)
 class EngineDrained:
-    """Dispatcher -> ResultStore: every worker has stopped; flush, then settle `drained`."""
+    """Dispatcher -> ResultStore: every worker has stopped; flush, then settle `drained`.
+
+    Jobs still unfinished (only after a shutdown without drain) stay in the journal.
+    """
 
     drained: Future[None] = field(default_factory=_reply, compare=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -33,7 +34,8 @@ class Worker(pykka.ThreadingActor):
 
     An exception in a job fails that job and the Worker carries on. Only a fatal fault kills the
     Worker; its Dispatcher then replaces it and moves its queued jobs to the replacement.
-    The Dataset is shared by reference, never copied.
+    The Dataset is shared by reference, never copied. Once `abandon` is set (a shutdown without
+    drain), queued jobs are skipped unreported: they stay in the journal and run at the next start.
     """
 
     def __init__(
@@ -42,8 +44,10 @@ class Worker(pykka.ThreadingActor):
         runner: Callable[[Dataset, Query], object],
         store: pykka.ActorRef[Any],
         dispatcher: pykka.ActorRef[Any],
+        abandon: threading.Event | None = None,
     ) -> None:
         super().__init__()
+        self._abandon = abandon or threading.Event()
         self._dataset = dataset
         self._runner = runner
         self._store = store
@@ -61,6 +65,8 @@ class Worker(pykka.ThreadingActor):
             super().on_receive(message)
 
     def _run(self, job: m.RunJob) -> None:
+        if self._abandon.is_set():
+            return
         self._current = job.job_id
         try:
             result = jsonio.dumps(self._runner(self._dataset, job.query))
