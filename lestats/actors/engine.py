@@ -206,10 +206,9 @@ class Engine:
         return format_job_id(await self._call_async(self._dispatcher, message))
 
     def _submission(self, endpoint: str, question: object, state: object) -> m.SubmitJob:
-        query = self.query(endpoint, question, state)
         if not self.accepting:
             raise ShuttingDown
-        return m.SubmitJob(query)
+        return m.SubmitJob(self.query(endpoint, question, state))
 
     def outcome(self, job_id: str | int) -> JobOutcome:
         """The job's status now, with its JSON result or error reason.

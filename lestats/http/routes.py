@@ -16,7 +16,7 @@ from lestats import jsonio
 from lestats.actors.jobs import JobOutcome, JobStatus
 from lestats.data.query import ENDPOINTS
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
-from lestats.errors import InvalidQuery
+from lestats.errors import InvalidQuery, ShuttingDown
 from lestats.http.keys import CLOSING, ENGINE, OUTCOME
 from lestats.http.openapi import openapi_document
 from lestats.http.responses import json_response, raw_json_response
@@ -33,10 +33,11 @@ _DONE_PREFIX = b'{"status": "done", "data": '
 
 def _job_handler(endpoint: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def submit(request: web.Request) -> web.Response:
+        engine = request.app[ENGINE]
+        if not engine.accepting:
+            raise ShuttingDown
         body = await _json_object(request)
-        job_id = await request.app[ENGINE].submit_async(
-            endpoint, body.get("question"), body.get("state")
-        )
+        job_id = await engine.submit_async(endpoint, body.get("question"), body.get("state"))
         request[OUTCOME] = job_id
         return json_response({"job_id": job_id}, headers={"Location": f"/api/get_results/{job_id}"})
 

@@ -1,0 +1,248 @@
+"""The server log of spec §5: one entry and one exit line per request with its parameters and
+outcome, UTC timestamps, errors with their traceback, size-based rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from http_support import (
+    OBESITY,
+    Server,
+    failing_runner,
+    get_json,
+    job_number,
+    poll,
+    post_job,
+)
+
+from lestats.data.demo import write_demo_csv
+from lestats.logs import start_file_logging
+
+pytest_plugins = ["http_support"]
+
+TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ")
+LOG_WAIT = 5.0
+
+
+@contextlib.contextmanager
+def file_logging(path, **options):
+    """`start_file_logging`; on exit its listener is stopped and the root logger restored."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    listener = start_file_logging(path, **options)
+    try:
+        yield
+    finally:
+        listener.stop()
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.fixture
+def file_log(tmp_path):
+    """The server log at `tmp_path/webserver.log`, for the length of a test."""
+    path = tmp_path / "webserver.log"
+    with file_logging(path):
+        yield path
+
+
+async def read_until(path, *needles: str, timeout: float = LOG_WAIT) -> str:
+    """The log text once it holds every needle (the listener writes from its own thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text() if path.exists() else ""
+        if all(needle in text for needle in needles):
+            return text
+        if time.monotonic() > deadline:
+            missing = [needle for needle in needles if needle not in text]
+            raise AssertionError(f"not logged within {timeout} s: {missing}\n{text[-3000:]}")
+        await asyncio.sleep(0.02)
+
+
+def lines_with(text: str, marker: str) -> tuple[list[str], list[str]]:
+    """The request log's entry (`->`) and exit (`<-`) lines that mention `marker`.
+
+    (The test server also writes aiohttp's access log, which run.py turns off.)
+    """
+    lines = [line for line in text.splitlines() if marker in line and " lestats.http: " in line]
+    entries = [line for line in lines if re.match(r"\S+Z \w+ lestats\.http: -> ", line)]
+    exits = [line for line in lines if re.match(r"\S+Z \w+ lestats\.http: <- ", line)]
+    assert len(entries) + len(exits) == len(lines), lines
+    return entries, exits
+
+
+async def logged(client, path) -> str:
+    """The log once everything before now is in it: a sentinel request's exit line is there."""
+    tag = uuid.uuid4().hex
+    await get_json(client, f"/api/num_jobs?sentinel={tag}")
+    return await read_until(path, f"<- GET /api/num_jobs?sentinel={tag} 200")
+
+
+async def test_one_entry_and_one_exit_line_per_request(serve, http_dataset, file_log):
+    client, _ = await serve(http_dataset)
+    tags = {name: uuid.uuid4().hex for name in ("post", "result", "bad", "route", "method", "jobs")}
+    job_id = await post_job(client, f"best5?tag={tags['post']}", {"question": OBESITY})
+    await poll(client, job_id)
+    await get_json(client, f"/api/get_results/{job_id}?tag={tags['result']}")
+    await client.post(f"/api/state_mean?tag={tags['bad']}", json={"question": "nope"})
+    await client.get(f"/api/nowhere?tag={tags['route']}")
+    await client.get(f"/api/best5?tag={tags['method']}")
+    await get_json(client, f"/api/jobs?tag={tags['jobs']}")
+    text = await logged(client, file_log)
+
+    expectations = {
+        # tag: (the entry line holds, the exit line holds)
+        "post": ((f"POST /api/best5?tag={tags['post']}", OBESITY), (" 200 ", job_id)),
+        "result": ((f"GET /api/get_results/{job_id}",), (" 200 ", "done")),
+        "bad": (("POST /api/state_mean", '"nope"'), (" 400 ", "unknown question")),
+        "route": (("GET /api/nowhere",), (" 404 ",)),
+        "method": (("GET /api/best5",), (" 405 ",)),
+        "jobs": (("GET /api/jobs",), (" 200 ",)),
+    }
+    for name, (entry_parts, exit_parts) in expectations.items():
+        entries, exits = lines_with(text, tags[name])
+        assert len(entries) == 1, (name, entries)
+        assert len(exits) == 1, (name, exits)
+        for part in entry_parts:
+            assert part in entries[0], (name, part, entries[0])
+        for part in exit_parts:
+            assert part in exits[0], (name, part, exits[0])
+        assert TIMESTAMP.match(entries[0])
+        assert TIMESTAMP.match(exits[0])
+
+
+async def test_an_oversized_body_is_logged_with_its_413(serve, http_dataset, file_log):
+    client, _ = await serve(http_dataset)
+    tag = uuid.uuid4().hex
+    await client.post(f"/api/best5?tag={tag}", data=b"x" * (64 * 1024 + 1))
+    _, exits = lines_with(await logged(client, file_log), tag)
+    assert len(exits) == 1
+    assert " 413 " in exits[0]
+
+
+async def test_a_multi_line_body_still_logs_one_entry_line(serve, http_dataset, file_log):
+    client, _ = await serve(http_dataset)
+    tag = uuid.uuid4().hex
+    pretty = json.dumps({"question": OBESITY}, indent=2)  # a valid job body, over 3 lines
+    response = await client.post(f"/api/best5?tag={tag}", data=pretty)
+    assert response.status == 200
+    forged = "2000-01-01T00:00:00.000Z INFO lestats.http: <- POST /api/best5 200 job_id_999"
+    response = await client.post(f"/api/best5?tag={tag}", data='{"question": 1}\n' + forged)
+    assert response.status == 400
+    text = await logged(client, file_log)
+    entries, exits = lines_with(text, tag)
+    assert (len(entries), len(exits)) == (2, 2)
+    assert OBESITY in entries[0], "the entry line holds the request's parameters"
+    assert not [line for line in text.splitlines() if line.startswith("2000-01-01")]
+
+
+def test_run_py_log_has_utc_timestamps_and_request_lines(tmp_path):
+    log = tmp_path / "webserver.log"
+    server = Server(
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--log-file",
+        str(log),
+        "--data",
+        str(write_demo_csv(tmp_path / "small.csv", rows=300, seed=5)),
+        "--workers",
+        "1",
+        cwd=tmp_path,
+        env={"TZ": "LST-05:30"},  # local time 5.5 h off UTC: a local timestamp would show
+    )
+    try:
+        job_id = server.submit("global_mean", {"question": OBESITY})
+        assert server.result(job_id)["status"] == "done"
+        assert server.stop() == 0
+    finally:
+        server.kill()
+    now = datetime.now(UTC)
+    lines = log.read_text().splitlines()
+    assert sum(1 for line in lines if TIMESTAMP.match(line)) >= 4
+    for line in lines:
+        if not TIMESTAMP.match(line):
+            continue
+        text = TIMESTAMP.match(line).group(1).replace("Z", "+0000")
+        stamp = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+        assert abs(stamp - now) < timedelta(minutes=1), line
+    text = "\n".join(lines)
+    assert "-> POST /api/global_mean" in text
+    assert OBESITY in text
+    assert f"<- POST /api/global_mean 200 {job_id}" in text
+    assert f"-> GET /api/get_results/{job_id}" in text
+
+
+async def test_a_failing_job_is_logged_with_its_traceback(serve, http_dataset, file_log):
+    client, _ = await serve(http_dataset, runner=failing_runner)
+    job_id = await post_job(client, "worst5", {"question": OBESITY})
+    assert (await poll(client, job_id))["status"] == "error"
+    text = await read_until(file_log, "RuntimeError: injected failure for worst5")
+    record = text[text.index(f"job {job_number(job_id)} failed") :]
+    assert "Traceback (most recent call last):" in record
+    assert "failing_runner" in record
+    assert record.index("Traceback") < record.index("RuntimeError: injected failure for worst5")
+
+
+async def test_a_result_that_is_not_json_fails_the_job_with_a_traceback(
+    serve, http_dataset, file_log
+):
+    def nan_runner(dataset, query):
+        del dataset, query
+        return {"Ohio": float("nan")}
+
+    client, _ = await serve(http_dataset, runner=nan_runner)
+    job_id = await post_job(client, "state_mean", {"question": OBESITY, "state": "Ohio"})
+    body = await poll(client, job_id)
+    assert set(body) == {"status", "reason"}
+    assert body["status"] == "error"
+    text = await read_until(file_log, f"job {job_number(job_id)} failed", "ValueError")
+    assert "Traceback (most recent call last):" in text
+    # The worker survived: the next job runs (and fails the same way).
+    second = await post_job(client, "global_mean", {"question": OBESITY})
+    assert (await poll(client, second))["status"] == "error"
+
+
+async def test_an_internal_error_is_500_json_and_logged_with_its_traceback(
+    serve, http_dataset, file_log, monkeypatch
+):
+    client, engine = await serve(http_dataset)
+
+    async def broken():
+        raise RuntimeError("listing exploded")
+
+    monkeypatch.setattr(engine, "jobs_async", broken)
+    response = await client.get("/api/jobs")
+    assert response.status == 500
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert body == {"status": "error", "reason": "internal error"}
+    text = await read_until(file_log, "RuntimeError: listing exploded")
+    assert "Traceback (most recent call last):" in text
+    assert "GET /api/jobs failed" in text
+    assert "<- GET /api/jobs 500" in await read_until(file_log, "<- GET /api/jobs 500")
+    assert (await get_json(client, "/api/health"))["status"] == "ok"
+
+
+def test_the_log_rotates_by_size(tmp_path):
+    path = tmp_path / "rotating.log"
+    with file_logging(path, max_bytes=2000, backups=2):
+        log = logging.getLogger("lestats.test_logging")
+        for n in range(300):
+            log.info("record %04d %s", n, "x" * 60)
+    files = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("rotating.log"))
+    assert files == ["rotating.log", "rotating.log.1", "rotating.log.2"]
+    for name in files:
+        assert 0 < (tmp_path / name).stat().st_size <= 2000, name
+    assert "record 0299" in path.read_text()
+    assert "record 0000" not in "".join((tmp_path / name).read_text() for name in files)
+    assert all(TIMESTAMP.match(line) for line in path.read_text().splitlines())
