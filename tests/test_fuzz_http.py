@@ -98,7 +98,7 @@ def _validate(schema: dict, document: object) -> None:
 
 def check_against_openapi(method: str, path: str, status: int, headers: dict, body: bytes) -> None:
     """The answer is documented: its status for that route and method, and its body's shape."""
-    assert status < 500, (method, path, status, body[:300])
+    assert status < 500 or status == 503, (method, path, status, body[:300])
     if method == "HEAD":
         return
     bare_path = urllib.parse.urlsplit(path).path
@@ -120,7 +120,7 @@ def check_against_openapi(method: str, path: str, status: int, headers: dict, bo
     spec = responses.get(str(status)) or {"content": {"application/json": {"schema": {}}}}
     _validate(spec["content"]["application/json"]["schema"], document)
     if status == 503:
-        assert "Retry-After" in headers or document["reason"] == "shutting down"
+        assert "Retry-After" in headers, (method, path, document)
 
 
 job_ids = st.one_of(
@@ -129,8 +129,10 @@ job_ids = st.one_of(
     st.text(max_size=30).map(lambda t: urllib.parse.quote(t, safe="")),
     st.sampled_from(["..%2F..%2Fetc%2Fpasswd", "job_id_1%00", "%2e%2e", "job_id_01"]),
 )
+# graceful_shutdown is left out: it would turn every later job POST into a (correct) 503.
+FUZZED_TEMPLATES = [template for template in DOCUMENT["paths"] if "shutdown" not in template]
 paths = st.one_of(
-    st.sampled_from(list(DOCUMENT["paths"])).flatmap(
+    st.sampled_from(FUZZED_TEMPLATES).flatmap(
         lambda template: job_ids.map(lambda job: template.replace("{job_id}", job))
     ),
     st.text(max_size=40).map(lambda t: "/api/" + urllib.parse.quote(t)),

@@ -1,0 +1,216 @@
+"""The facade's `async` twins: the blocking ones' answers, and the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from typing import Self
+
+import pytest
+from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner
+
+from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
+from lestats.data.query import Query
+from lestats.data.statistics import compute
+from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
+
+
+class Ticker:
+    """Measures the event loop's responsiveness: the longest gap between 10 ms sleeps."""
+
+    def __init__(self, period: float = 0.01) -> None:
+        self.period = period
+        self.ticks = 0
+        self.max_gap = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(self.period)
+            now = time.perf_counter()
+            self.max_gap = max(self.max_gap, now - last)
+            self.ticks += 1
+            last = now
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def expected(dataset, endpoint, question, state=None):
+    return compute(dataset, Query(endpoint, question, state))
+
+
+async def test_submit_and_read_back(make_engine, tiny_dataset):
+    engine = make_engine()
+    job = await engine.submit_async("state_mean", OBESITY, "Texas")
+    assert job == "job_id_1"
+    data = await engine.result_async(job, timeout=5)
+    assert data == expected(tiny_dataset, "state_mean", OBESITY, "Texas")
+    outcome = await engine.wait_async(job, timeout=5)
+    assert outcome.status is JobStatus.DONE
+    assert await engine.outcome_async(job) == outcome
+    assert await engine.outcome_async("1") == outcome
+    assert await engine.status_async(1) is JobStatus.DONE
+    assert await engine.jobs_async() == [("job_id_1", JobStatus.DONE)]
+    assert await engine.num_jobs_async() == 0
+    assert engine.outcome(job) == outcome  # the same answer through the blocking twin
+
+
+async def test_errors_are_the_same_as_the_blocking_ones(make_engine):
+    engine = make_engine(runner=GatedRunner(gated=False, fail=lambda q: q.question == MUSCLE))
+    with pytest.raises(InvalidQuery) as refused:
+        await engine.submit_async("state_mean", OBESITY, "Atlantis")
+    assert refused.value.allowed == TINY_STATES
+    for job_id in ("job_id_1", "../etc", 0):
+        with pytest.raises(UnknownJob):
+            await engine.outcome_async(job_id)
+        with pytest.raises(UnknownJob):
+            await engine.wait_async(job_id, timeout=1)
+    bad = await engine.submit_async("best5", MUSCLE)
+    with pytest.raises(JobFailed, match="this job fails"):
+        await engine.result_async(bad, timeout=5)
+    assert await engine.jobs_async() == [(bad, JobStatus.ERROR)]
+
+
+async def test_wait_async_times_out_with_running(make_engine):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner)
+    job = await engine.submit_async("best5", OBESITY)
+    started = time.perf_counter()
+    outcome = await engine.wait_async(job, timeout=0.1)
+    elapsed = time.perf_counter() - started
+    assert outcome == RUNNING
+    assert 0.09 <= elapsed < 0.5
+    with pytest.raises(TimeoutError, match="still running"):
+        await engine.result_async(job, timeout=0.05)
+    assert await engine.num_jobs_async() == 1
+    runner.gate.set()
+    assert await engine.result_async(job, timeout=5)
+
+
+async def test_the_loop_never_blocks_while_a_job_is_slow(make_engine, tiny_dataset):
+    engine = make_engine(runner=GatedRunner(gated=False, delay=0.5))
+    async with Ticker() as ticker:
+        job = await engine.submit_async("global_mean", MUSCLE)
+        data = await engine.result_async(job)
+        assert await engine.num_jobs_async() == 0
+    assert data == expected(tiny_dataset, "global_mean", MUSCLE)
+    assert ticker.ticks >= 20
+    assert ticker.max_gap < 0.05
+
+
+async def test_the_loop_never_blocks_while_the_engine_drains(make_engine):
+    runner = GatedRunner(gated=False, delay=0.3)
+    engine = make_engine(runner=runner, workers=1)
+    jobs = [await engine.submit_async("best5", OBESITY) for _ in range(2)]
+    async with Ticker() as ticker:
+        await engine.shutdown_async(timeout=5)
+    assert not engine.started
+    assert runner.calls == len(jobs)
+    assert ticker.ticks >= 20
+    assert ticker.max_gap < 0.05
+    with pytest.raises(ShuttingDown):
+        await engine.submit_async("best5", OBESITY)
+
+
+async def test_many_concurrent_clients(make_engine, tiny_dataset):
+    engine = make_engine(workers=3)
+    queries = [(state, question) for state in TINY_STATES for question in (OBESITY, MUSCLE)] * 25
+
+    async def client(state, question):
+        job = await engine.submit_async("state_mean", question, state)
+        return await engine.result_async(job, timeout=10)
+
+    results = await asyncio.gather(*(client(state, question) for state, question in queries))
+    for (state, question), data in zip(queries, results, strict=True):
+        assert data == expected(tiny_dataset, "state_mean", question, state)
+    jobs = await engine.jobs_async()
+    assert [job for job, _ in jobs] == [f"job_id_{n}" for n in range(1, len(queries) + 1)]
+    assert {status for _, status in jobs} == {JobStatus.DONE}
+
+
+async def test_waiters_hold_no_thread(make_engine):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner)
+    job = await engine.submit_async("best5", OBESITY)
+    threads_before = threading.active_count()
+    waiters = [asyncio.create_task(engine.wait_async(job, timeout=10)) for _ in range(200)]
+    await asyncio.sleep(0.05)
+    assert threading.active_count() <= threads_before
+    assert not any(waiter.done() for waiter in waiters)
+    runner.gate.set()
+    outcomes = await asyncio.gather(*waiters)
+    assert {outcome.status for outcome in outcomes} == {JobStatus.DONE}
+
+
+async def test_a_cancelled_waiter_gives_back_its_request_slot(make_engine):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner, max_requests=1)
+    job = await engine.submit_async("best5", OBESITY)
+    waiter = asyncio.create_task(engine.result_async(job))
+    await asyncio.sleep(0.02)
+    with pytest.raises(Overloaded):
+        await engine.num_jobs_async()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert await engine.num_jobs_async() == 1
+    runner.gate.set()
+    # The store still settles the abandoned reply; nobody minds.
+    outcome = await engine.wait_async(job, timeout=5)
+    assert outcome.status is JobStatus.DONE
+
+
+async def test_wait_async_timeouts_do_not_disturb_the_job(make_engine):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner)
+    job = await engine.submit_async("worst5", MUSCLE)
+    for _ in range(5):
+        assert await engine.wait_async(job, timeout=0.01) == RUNNING
+    runner.gate.set()
+    done = await engine.wait_async(job, timeout=5)
+    assert done.status is JobStatus.DONE
+    assert await engine.outcome_async(job) == JobOutcome(JobStatus.DONE, done.result)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: lestats/actors/engine.py shutdown_async: on timeout, asyncio.wait_for cancels "
+        "wrap_future(begin_shutdown()), which cancels the engine's own `drained` future: "
+        "`engine.drained` then reads True while jobs still run, and a later shutdown() raises "
+        "CancelledError instead of draining"
+    ),
+)
+async def test_shutdown_async_timeout_leaves_the_engine_draining(make_engine):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner)
+    job = await engine.submit_async("best5", OBESITY)
+    try:
+        with pytest.raises(TimeoutError):
+            await engine.shutdown_async(timeout=0.05)
+        assert engine.started
+        assert not engine.drained, "drained while a job still runs"
+        runner.gate.set()
+        assert (await engine.wait_async(job, timeout=5)).status is JobStatus.DONE
+        await engine.shutdown_async(timeout=5)
+        assert not engine.started
+    finally:
+        runner.gate.set()
+        drained = engine._drained
+        if engine.started and drained is not None and drained.cancelled():
+            # Clean up after the bug, so the fixture's shutdown does not trip on it.
+            engine._dispatcher.actor_stopped.wait(5)
+            engine._store.stop()
+            engine._store = None

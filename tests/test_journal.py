@@ -1,0 +1,179 @@
+"""The job journal: what is appended comes back on replay; damage costs at most the bad line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import MUSCLE, OBESITY
+
+from lestats.actors import journal as journal_module
+from lestats.actors.journal import Journal, JournalState
+from lestats.data.query import Query
+
+Q1 = Query("global_mean", OBESITY)
+Q2 = Query("state_mean", MUSCLE, "Ohio")
+Q3 = Query("best5", OBESITY)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "journal.jsonl"
+
+
+def test_replay_of_no_file_is_empty(path):
+    state = Journal(path).replay()
+    assert state == JournalState()
+    assert state.next_id == 1
+
+
+def test_record_and_replay(path):
+    journal = Journal(path)
+    journal.record_submitted(1, Q1)
+    journal.record_submitted(2, Q2)
+    journal.record_submitted(3, Q3)
+    journal.record_failed(2, "ValueError: boom")
+    assert journal.unsynced
+    journal.commit()
+    assert not journal.unsynced
+    journal.close()
+    state = Journal(path).replay()
+    assert state.next_id == 4
+    assert state.unfinished == {1: Q1, 3: Q3}
+    assert state.failed == {2: "ValueError: boom"}
+    assert state.skipped_lines == 0
+
+
+def test_lines_reach_the_file_before_commit(path):
+    journal = Journal(path)
+    journal.record_submitted(1, Q2)
+    # Written to the OS already: another reader (a restart after SIGKILL) sees it.
+    assert Journal(path).replay().unfinished == {1: Q2}
+    journal.close()
+
+
+def test_torn_last_line_is_skipped_and_nothing_else_lost(path):
+    journal = Journal(path)
+    for job_id in (1, 2, 3):
+        journal.record_submitted(job_id, Q1)
+    journal.record_failed(3, "crashed")
+    journal.close()
+    line = json.dumps({"job": 4, "endpoint": "best5", "question": OBESITY})
+    with path.open("a") as file:
+        file.write(line[: len(line) // 2])
+    state = Journal(path).replay()
+    assert state.skipped_lines == 1
+    assert state.unfinished == {1: Q1, 2: Q1}
+    assert state.failed == {3: "crashed"}
+    assert state.next_id == 4
+
+
+def test_unreadable_middle_lines_are_skipped_and_counted(path):
+    journal = Journal(path)
+    journal.record_submitted(1, Q1)
+    journal.close()
+    with path.open("ab") as file:
+        file.write(b"\x00\xff garbage\n")
+        file.write(b'{"job": "x", "endpoint": "best5", "question": "q"}\n')
+        file.write(b'{"job": 9}\n')
+        file.write(b'{"what": 1}\n')
+        file.write(b"[1, 2]\n")
+        file.write(b"null\n")
+        file.write(b"\n   \n")  # blank lines are not damage
+    journal = Journal(path)
+    journal.record_submitted(2, Q2)
+    journal.record_failed(1, "bad")
+    journal.close()
+    state = Journal(path).replay()
+    assert state.skipped_lines == 6
+    assert state.unfinished == {2: Q2}
+    assert state.failed == {1: "bad"}
+    assert state.next_id == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: lestats/actors/journal.py replay catches ValueError/KeyError/TypeError only; a "
+        "line whose number is Infinity or 1e999 raises OverflowError out of replay (and so out "
+        "of ResultStore.start) instead of being skipped"
+    ),
+)
+def test_a_line_with_an_infinite_number_is_skipped(path):
+    journal = Journal(path)
+    journal.record_submitted(1, Q1)
+    journal.close()
+    with path.open("ab") as file:
+        file.write(b'{"next": Infinity}\n{"job": 1e999, "endpoint": "best5", "question": "q"}\n')
+    state = Journal(path).replay()
+    assert state.skipped_lines == 2
+    assert state.unfinished == {1: Q1}
+
+
+def test_compaction_keeps_only_next_id_unfinished_and_failed(path):
+    journal = Journal(path)
+    for job_id in range(1, 201):
+        journal.record_submitted(job_id, Q2)
+    journal.record_failed(7, "ValueError: seven")
+    journal.commit()
+    size_before = path.stat().st_size
+    # Jobs 1..200 accepted; 7 failed; 150 and 151 still unfinished; all others done.
+    journal.compact(201, [(150, Q2), (151, Q3)], {7: "ValueError: seven"})
+    assert path.stat().st_size < size_before / 10
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[0] == {"next": 201}
+    assert len(records) == 4
+    state = Journal(path).replay()
+    assert state.next_id == 201
+    assert state.unfinished == {150: Q2, 151: Q3}
+    assert state.failed == {7: "ValueError: seven"}
+    # The journal goes on appending to the compacted file.
+    journal.record_submitted(201, Q1)
+    journal.close()
+    state = Journal(path).replay()
+    assert state.unfinished == {150: Q2, 151: Q3, 201: Q1}
+    assert state.next_id == 202
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_compaction_keeps_next_id_with_nothing_live(path):
+    journal = Journal(path)
+    journal.record_submitted(1, Q1)
+    journal.compact(42, [], {})
+    journal.close()
+    assert Journal(path).replay() == JournalState(next_id=42)
+
+
+def test_due_for_compaction(path, monkeypatch):
+    monkeypatch.setattr(journal_module, "COMPACT_AFTER_LINES", 10)
+    journal = Journal(path)
+    assert not journal.due_for_compaction(0)
+    for job_id in range(1, 11):
+        journal.record_submitted(job_id, Q1)
+    assert not journal.due_for_compaction(0)  # 10 lines: not past the threshold yet
+    journal.record_submitted(11, Q1)
+    assert journal.due_for_compaction(0)
+    # Many live records raise the bar: at most four times their number may accumulate.
+    assert not journal.due_for_compaction(3)
+    assert journal.due_for_compaction(2)
+    journal.compact(12, [], {})
+    assert not journal.due_for_compaction(0)
+    journal.close()
+
+
+def test_due_for_compaction_default_threshold(path):
+    journal = Journal(path)
+    for job_id in range(1, journal_module.COMPACT_AFTER_LINES + 1):
+        journal.record_submitted(job_id, Q1)
+    assert not journal.due_for_compaction(0)
+    journal.record_failed(1, "x")
+    assert journal.due_for_compaction(0)
+    journal.close()
+
+
+def test_close_is_idempotent_and_commit_without_file_is_a_no_op(path):
+    journal = Journal(path)
+    journal.commit()
+    journal.close()
+    journal.close()
+    assert not path.exists()
