@@ -22,14 +22,19 @@ if TYPE_CHECKING:
 GroupKey = tuple[str, str, str, str, str, str, str]
 """(question, state, category, stratum, year_start, year_end, state_abbr) of a group of rows."""
 
-Ranking = tuple[tuple[str, float], ...]
-"""(key, mean) pairs in the order the contract lists them."""
+Ranking = dict[str, float]
+"""Means by key, in the order the contract lists them. Read-only: callers copy before changing."""
+
+MAX_MAGNITUDE = 1e300
+"""Values beyond this magnitude count as not numeric: their sums and differences could overflow
+to Infinity, which JSON cannot carry (the data are percentages)."""
 
 
 class Record(NamedTuple):
     """One row as the statistics see it; `value` may be text, as in a CSV cell.
 
-    A value that is empty, not a number, NaN or infinite counts in no statistic.
+    A value that is empty, not a number, NaN, infinite or absurdly large (beyond
+    `MAX_MAGNITUDE`) counts in no statistic.
     """
 
     question: str
@@ -55,10 +60,10 @@ class QuestionStats:
     """States by mean, lowest first."""
     descending: Ranking
     """States by mean, highest first."""
-    state_means: Mapping[str, float]
+    state_means: Ranking
     by_category: Ranking
     """`"('<state>', '<category>', '<stratum>')"` keys, sorted by that tuple."""
-    state_by_category: Mapping[str, Ranking]
+    state_by_category: dict[str, Ranking]
     """Per state: `"('<category>', '<stratum>')"` keys, sorted by that tuple."""
 
 
@@ -138,14 +143,14 @@ class Dataset:
 
 
 def _finite_numbers(values: Sequence[float | str | None]) -> array[float]:
-    """Parse values as floats, dropping empty, non-numeric, NaN and infinite ones."""
+    """Parse values as floats, dropping empty, non-numeric, NaN, infinite and absurd ones."""
     try:
         numbers = array("d", map(float, values))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         numbers = array("d", (n for n in map(_to_float, values) if n is not None))
-    if all(map(math.isfinite, numbers)):
+    if sum(map(abs, numbers)) <= MAX_MAGNITUDE:  # False for any NaN, infinity or absurd value
         return numbers
-    return array("d", filter(math.isfinite, numbers))
+    return array("d", (n for n in numbers if abs(n) <= MAX_MAGNITUDE))
 
 
 def _to_float(value: float | str | None) -> float | None:
@@ -166,7 +171,7 @@ def _mean(parts: list[array[float]]) -> float | None:
 
 def _ranked(means: Mapping[str, float], *, descending: bool) -> Ranking:
     sign = -1.0 if descending else 1.0
-    return tuple(sorted(means.items(), key=lambda item: (sign * item[1], item[0])))
+    return dict(sorted(means.items(), key=lambda item: (sign * item[1], item[0])))
 
 
 def _aggregate(groups: Mapping[GroupKey, array[float]]) -> dict[str, QuestionStats]:
@@ -199,8 +204,8 @@ def _aggregate(groups: Mapping[GroupKey, array[float]]) -> dict[str, QuestionSta
             global_mean=global_mean,
             ascending=_ranked(state_means, descending=False),
             descending=_ranked(state_means, descending=True),
-            state_means=MappingProxyType(state_means),
-            by_category=tuple((str(key), mean) for key, mean in category_means),
-            state_by_category=MappingProxyType({s: tuple(v) for s, v in per_state.items()}),
+            state_means=state_means,
+            by_category={str(key): mean for key, mean in category_means},
+            state_by_category={s: dict(v) for s, v in per_state.items()},
         )
     return stats

@@ -48,7 +48,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 
 
 def load_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """Load a CSV file (`.gz` is decompressed) into a Dataset.
+    """Load a CSV file (gzip-compressed or not: the content tells) into a Dataset.
 
     Raises:
         DatasetError: the file is missing, unreadable, empty, not CSV, not UTF-8, or lacks a
@@ -57,7 +57,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
     source = str(path)
     file_path = Path(path)
     try:
-        if file_path.suffix == ".gz":
+        if _is_gzip(file_path):
             with gzip.open(file_path, "rt", encoding="utf-8-sig", newline="") as text:
                 dataset = load_lines(text, source=source)
         else:
@@ -83,6 +83,12 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
         len(dataset.states),
     )
     return dataset
+
+
+def _is_gzip(path: Path) -> bool:
+    """Whether the file starts with gzip's magic number (whatever its name says)."""
+    with path.open("rb") as head:
+        return head.read(2) == b"\x1f\x8b"
 
 
 def load_lines(lines: Iterable[str], *, source: str) -> Dataset:
@@ -115,9 +121,10 @@ def load_lines(lines: Iterable[str], *, source: str) -> Dataset:
             raw[key_of(row)].append(row[value_index])
     except csv.Error as exc:
         raise DatasetError(source, f"not valid CSV at line {reader.line_num}: {exc}") from None
+    if not raw:
+        problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
+        raise DatasetError(source, f"{problem} the header's {width} columns")
     rows_read = sum(map(len, raw.values())) + malformed
-    if rows_read == 0:
-        raise DatasetError(source, "no data rows after the header")
     return Dataset.from_raw_groups(raw, source=source, rows_read=rows_read, rows_skipped=malformed)
 
 

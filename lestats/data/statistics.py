@@ -7,6 +7,7 @@ rows answers `{}` everywhere; values are always floats.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from lestats.data.questions import best_is_min
@@ -14,7 +15,7 @@ from lestats.data.questions import best_is_min
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from lestats.data.dataset import Dataset, QuestionStats
+    from lestats.data.dataset import Dataset, Ranking
     from lestats.data.query import Query
 
 Result = dict[str, object]
@@ -23,7 +24,7 @@ Result = dict[str, object]
 def states_mean(dataset: Dataset, query: Query) -> Result:
     """Mean per state, lowest first, ties by state name."""
     stats = dataset.stats(query.question)
-    return dict(stats.ascending) if stats else {}
+    return stats.ascending.copy() if stats else {}
 
 
 def state_mean(dataset: Dataset, query: Query) -> Result:
@@ -34,24 +35,24 @@ def state_mean(dataset: Dataset, query: Query) -> Result:
     return {query.state: stats.state_means[query.state]}
 
 
-def _best_first(stats: QuestionStats, question: str) -> tuple[tuple[str, float], ...]:
-    return stats.ascending if best_is_min(question) else stats.descending
-
-
-def _worst_first(stats: QuestionStats, question: str) -> tuple[tuple[str, float], ...]:
-    return stats.descending if best_is_min(question) else stats.ascending
+def _first5(ranking: Ranking) -> Result:
+    return dict(islice(ranking.items(), 5))
 
 
 def best5(dataset: Dataset, query: Query) -> Result:
     """The five best states: lowest first for lower-is-better questions, else highest first."""
     stats = dataset.stats(query.question)
-    return dict(_best_first(stats, query.question)[:5]) if stats else {}
+    if stats is None:
+        return {}
+    return _first5(stats.ascending if best_is_min(query.question) else stats.descending)
 
 
 def worst5(dataset: Dataset, query: Query) -> Result:
     """The five worst states, worst first."""
     stats = dataset.stats(query.question)
-    return dict(_worst_first(stats, query.question)[:5]) if stats else {}
+    if stats is None:
+        return {}
+    return _first5(stats.descending if best_is_min(query.question) else stats.ascending)
 
 
 def global_mean(dataset: Dataset, query: Query) -> Result:
@@ -66,7 +67,7 @@ def diff_from_mean(dataset: Dataset, query: Query) -> Result:
     if stats is None:
         return {}
     overall = stats.global_mean
-    return {state: overall - mean for state, mean in stats.ascending}
+    return {state: overall - mean for state, mean in stats.ascending.items()}
 
 
 def state_diff_from_mean(dataset: Dataset, query: Query) -> Result:
@@ -80,7 +81,7 @@ def state_diff_from_mean(dataset: Dataset, query: Query) -> Result:
 def mean_by_category(dataset: Dataset, query: Query) -> Result:
     """Mean per (state, category, stratum), keys as tuple strings sorted by the tuple."""
     stats = dataset.stats(query.question)
-    return dict(stats.by_category) if stats else {}
+    return stats.by_category.copy() if stats else {}
 
 
 def state_mean_by_category(dataset: Dataset, query: Query) -> Result:
@@ -89,7 +90,7 @@ def state_mean_by_category(dataset: Dataset, query: Query) -> Result:
     if stats is None:
         return {}
     state = query.state or ""
-    return {state: dict(stats.state_by_category.get(state, ()))}
+    return {state: stats.state_by_category.get(state, {}).copy()}
 
 
 STATISTICS: dict[str, Callable[[Dataset, Query], Result]] = {
