@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-all lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,5 +26,8 @@ test: lint
 bench: install
 	$(PY) -m bench
 
+bench-all: install
+	$(PY) -m bench --all
+
 clean:
-	rm -rf $(VENV) results webserver.log* .pytest_cache .ruff_cache
+	rm -rf $(VENV) results webserver.log* .pytest_cache .ruff_cache .bench-tmp

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; 0 after a clean drain, 2 when the data cannot be loaded."""
     args = parse_args(argv)
     sys.setswitchinterval(SWITCH_INTERVAL)
-    listener = start_file_logging(args.log_file)
+    log_writer = start_file_logging(args.log_file)
     try:
         try:
             dataset = load(args.data)
@@ -125,4 +125,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(create_app(engine), args.host, args.port))
         return 0
     finally:
-        listener.stop()
+        log_writer.stop()

@@ -1,0 +1,1 @@
+"""HTTP, engine and data benchmarks of Le Stats Sportif: `python -m bench` runs them."""
