@@ -3,18 +3,20 @@
 Usage: python -m bench.bench_engine [--jobs 5000] [--workers 1 2 4] [--tasks 32] [--quick]
 
 On the demo dataset, for each worker count:
-  (a) sync, pipelined: one thread submits every job (`submit` returns once the job is journaled),
+  (a) sync, pipelined: one thread submits every job (`submit` returns once the job is on disk),
       then waits for the last one and for nothing to be pending;
   (b) asyncio: `--tasks` concurrent tasks, each looping `submit_async` -> `result_async`, until
       `--jobs` jobs in all are done.
 Next to them, in the same process launch, the round trips an engine job is built from:
   - a raw pykka `ask` to a trivial echo actor (asks/s);
   - a bare `concurrent.futures.Future` tell/reply to a trivial actor (the engine's own protocol);
-  - and the disk work the ResultStore does per job, in the same directory: an atomic result file
-    (`FileResultStorage.save`: write a temporary file, rename it) and a journal line made durable
-    (`os.write` + `fdatasync`, which the store does whenever its mailbox runs empty).
-A job costs at least two such round trips (client -> Dispatcher -> ResultStore and back) plus the
-Worker's hop and a result file written atomically, so the ratio to the bare round trip says how
+  - and the disk work per job, in the same directory: an atomic result file written by the
+    ResultStore (`FileResultStorage.save`: write a temporary file, rename it), and a journal line
+    made durable one at a time (`os.write` + `fdatasync`); the engine batches the syncs instead
+    (group commit, done by its JournalCommitter actor), so it can beat this line's rate.
+A job travels client -> Dispatcher -> ResultStore (numbered, journaled) -> Worker, and its id
+comes back from the JournalCommitter after the group commit; the result goes Worker ->
+ResultStore, which writes its file atomically. So the ratio to the bare round trip says how
 close the engine is to the floor of its design.
 
 Results go to a temporary directory inside the repository (the /tmp disk may be busy), removed at
@@ -124,7 +126,7 @@ def save_rate(directory: Path, saves: int) -> float:
 
 
 def commit_rate(directory: Path, commits: int) -> float:
-    """Journal lines appended and made durable per second, one `fdatasync` each."""
+    """Journal lines appended and made durable per second, one `fdatasync` each (no batching)."""
     journal = Journal(directory / "journal.jsonl")
     query = Query("global_mean", BEST_IS_MIN[0])
     try:

@@ -1,19 +1,23 @@
 """Shared fixtures for the whole test suite.
 
 - `no_leaked_actors` (autouse): after every test, no pykka actor may be left registered and no
-  engine actor thread (`Dispatcher-*`, `Worker-*`, `ResultStore-*`) may still run. A test that
-  leaks fails in its teardown, and the leftovers are then stopped so the next test starts clean.
+  engine actor thread (`Dispatcher-*`, `Worker-*`, `ResultStore-*`, `JournalCommitter-*`) may
+  still run. A test that leaks fails in its teardown, and the leftovers are then stopped so the
+  next test starts clean.
 - `tiny_dataset`: a hand-made `Dataset` (four states, two questions, a few strata).
 - `results_dir`: a fresh, not yet created results directory under pytest's `tmp_path`.
-- `recorder`: starts stand-in actors that record every message they receive (`Recording`).
-- `start_store`: starts ResultStores on `results_dir` (or given storage/journal), stops them after.
+- `recorder`: starts stand-in actors that record every message they receive (`Recording`); one
+  serves as the Worker a `RegisterJob` names, or as the Dispatcher's ResultStore.
+- `start_store`: starts ResultStores on `results_dir` (or given storage/journal), stops them after
+  (each ResultStore starts and stops its own JournalCommitter).
 - `make_engine`: starts `Engine`s over `tiny_dataset` (2 workers, `results_dir` unless given) and
   shuts down at teardown any still running.
 
 Helpers: `GatedRunner`, a job runner that waits, sleeps, fails or crashes on demand (with `Crash`,
 the fault that kills a Worker); `eventually(predicate)` polls until something another thread does
 has happened; for message-level tests, `ask(ref, message)` tells a request and waits for its
-`reply`.
+`reply`; `TellSpy` wraps an engine's actor ref to see the messages the facade tells it;
+`stop_actor(ref)` stops an actor without waiting on a reply pykka may never give.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ if TYPE_CHECKING:
 
     from lestats.data.query import Query
 
-ACTOR_THREAD_PREFIXES = ("Dispatcher", "Worker", "ResultStore")
+ACTOR_THREAD_PREFIXES = ("Dispatcher", "Worker", "ResultStore", "JournalCommitter")
 """pykka names an actor's thread after its class; these are the engine's actors."""
 
 THREAD_EXIT_GRACE = 2.0
@@ -68,6 +72,18 @@ def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float = REPLY_TIMEOUT) 
     """
     ref.tell(message)
     return message.reply.result(timeout=timeout)
+
+
+def stop_actor(ref: pykka.ActorRef[Any], timeout: float = REPLY_TIMEOUT) -> None:
+    """Stop `ref` if it is alive and wait until it is stopped.
+
+    Safe on an actor that is already stopped or stopping itself (a Dispatcher after its drain),
+    and it fails the test after `timeout` seconds instead of hanging on a stuck actor.
+    """
+    if ref.is_alive():
+        ref.stop(block=False)
+    if not ref.actor_stopped.wait(timeout):
+        pytest.fail(f"{ref} did not stop within {timeout} s")
 
 
 def eventually(predicate: Callable[[], object], timeout: float = REPLY_TIMEOUT) -> None:
@@ -168,6 +184,47 @@ class Recording:
             except queue.Empty:
                 return messages
 
+    def flush(self, timeout: float = REPLY_TIMEOUT) -> list[Any]:
+        """Every message told to this stand-in before now and not taken yet, in arrival order.
+
+        Tells the stand-in a marker and collects what it received up to the marker: so after
+        an actor has answered a request, `flush()` shows all it sent here before answering,
+        with no sleep.
+        """
+        marker = _Marker()
+        self.ref.tell(marker)
+        messages = []
+        while (message := self.next(timeout)) is not marker:
+            messages.append(message)
+        return messages
+
+
+class _Marker:
+    """A message only `Recording.flush` sends."""
+
+
+class TellSpy:
+    """Stands in for an `ActorRef`: records every message told through it, then passes it on.
+
+    Put in an engine's place (`engine._store = TellSpy(engine._store)`) to see what the facade
+    tells that actor; every other attribute is the wrapped ref's.
+    """
+
+    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
+        self.ref = ref
+        self.told: list[Any] = []
+
+    def tell(self, message: Any) -> None:
+        self.told.append(message)
+        self.ref.tell(message)
+
+    def of_type(self, kind: type[Any]) -> list[Any]:
+        """The messages of type `kind` told so far, in order."""
+        return [message for message in self.told if isinstance(message, kind)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ref, name)
+
 
 def _actor_threads() -> list[str]:
     return sorted(
@@ -247,8 +304,7 @@ def recorder() -> Iterator[Callable[[], Recording]]:
 
     yield start
     for recording in started:
-        if recording.ref.is_alive():
-            recording.ref.stop()
+        stop_actor(recording.ref)
 
 
 @pytest.fixture
@@ -273,8 +329,7 @@ def start_store(results_dir: Path) -> Iterator[Callable[..., pykka.ActorRef[Any]
 
     yield start
     for ref in started:
-        if ref.is_alive():
-            ref.stop()
+        stop_actor(ref)
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from collections import Counter
 
 import pykka
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, eventually
+from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 from lestats import jsonio
 from lestats.actors import engine as engine_module
+from lestats.actors import messages as m
 from lestats.actors.engine import Engine, default_workers
 from lestats.actors.jobs import RUNNING, JobStatus
 from lestats.data.query import ALLOWED_QUESTIONS, ENDPOINTS, Query
@@ -26,6 +27,11 @@ def engine(make_engine):
 
 def expected(dataset, endpoint, question, state=None):
     return compute(dataset, Query(endpoint, question, state))
+
+
+def actor_classes():
+    """How many actors of each class are registered."""
+    return Counter(ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all())
 
 
 def test_submit_and_read_back(engine, tiny_dataset, results_dir):
@@ -135,6 +141,7 @@ def test_a_crashing_job_is_an_error_and_its_worker_is_replaced(make_engine, tiny
                 tiny_dataset, "state_mean", OBESITY, state
             )
     assert runner.crashes == 2
+    assert runner.calls == len(jobs)  # the crashed jobs were not run again
     assert engine.num_jobs() == 0
     assert engine.result(engine.submit("best5", MUSCLE), timeout=5)
 
@@ -149,6 +156,26 @@ def test_wait_and_result_time_out_while_running(make_engine):
     runner.gate.set()
     assert engine.result(job, timeout=5) == {"global_mean": 29.5}
     assert engine.wait(job, timeout=5).status is JobStatus.DONE
+
+
+def test_a_wait_that_times_out_leaves_no_watcher_behind(make_engine):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner)
+    job = engine.submit("best5", MUSCLE)
+    spy = engine._store = TellSpy(engine._store)
+    for _ in range(50):
+        assert engine.wait(job, timeout=0.01) == RUNNING
+    with pytest.raises(TimeoutError):
+        engine.result(job, timeout=0.01)
+    watches, unwatches = spy.of_type(m.WatchJob), spy.of_type(m.Unwatch)
+    assert len(watches) == 51
+    # Each waiter that gave up told the store so, with the reply it no longer waits on.
+    assert [(u.job_id, u.reply) for u in unwatches] == [(w.job_id, w.reply) for w in watches]
+    runner.gate.set()
+    assert engine.wait(job, timeout=5).status is JobStatus.DONE
+    # The store forgot them: finishing the job settled none (a kept watcher would be settled).
+    assert not any(watch.reply.done() for watch in watches)
+    assert engine.num_jobs() == 0
 
 
 def test_backpressure_on_pending_jobs(make_engine):
@@ -245,8 +272,15 @@ def test_context_manager(tiny_dataset, results_dir):
     with Engine(tiny_dataset, workers=3, results_dir=results_dir) as engine:
         assert engine.started
         assert engine.accepting
-        # The store, the dispatcher and 3 workers (spawned in the dispatcher's own thread).
-        eventually(lambda: len(pykka.ActorRegistry.get_all()) == 5)
+        # N + 3 actors: the store, its journal committer, the dispatcher and 3 workers (spawned
+        # in the dispatcher's own thread).
+        eventually(lambda: len(pykka.ActorRegistry.get_all()) == 6)
+        assert actor_classes() == {
+            "ResultStore": 1,
+            "JournalCommitter": 1,
+            "Dispatcher": 1,
+            "Worker": 3,
+        }
         job = engine.submit("worst5", OBESITY)
         assert engine.result(job, timeout=5)
     assert not engine.started
@@ -254,8 +288,29 @@ def test_context_manager(tiny_dataset, results_dir):
 
 
 def test_start_twice_is_refused(engine):
-    with pytest.raises(RuntimeError, match="already started"):
+    with pytest.raises(RuntimeError, match="starts once"):
         engine.start()
+    engine.begin_shutdown()
+    with pytest.raises(RuntimeError, match="starts once"):
+        engine.start()
+    engine.shutdown(timeout=5)
+    eventually(lambda: pykka.ActorRegistry.get_all() == [])
+
+
+def test_start_after_shutdown_is_refused_and_a_new_engine_carries_on(tiny_dataset, results_dir):
+    engine = Engine(tiny_dataset, workers=1, results_dir=results_dir)
+    engine.start()
+    job = engine.submit("best5", OBESITY)
+    data = engine.result(job, timeout=5)
+    engine.shutdown()
+    with pytest.raises(RuntimeError, match="make a new one"):
+        engine.start()
+    assert not engine.started
+    assert not engine.accepting
+    eventually(lambda: pykka.ActorRegistry.get_all() == [])  # the refused start started nothing
+    with Engine(tiny_dataset, workers=1, results_dir=results_dir) as again:
+        assert again.result(job, timeout=5) == data
+        assert again.submit("best5", OBESITY) == "job_id_2"
 
 
 def test_not_started(tiny_dataset, results_dir):
@@ -279,8 +334,14 @@ def test_two_engines_in_one_process(make_engine, tmp_path):
     first.shutdown()
     assert not first.started
     assert all(ref.is_alive() for ref in second_actors)
-    # Left: the second engine's store, dispatcher and 2 workers.
-    eventually(lambda: len(pykka.ActorRegistry.get_all()) == 4)
+    # Left: the second engine's store, journal committer, dispatcher and 2 workers.
+    eventually(lambda: len(pykka.ActorRegistry.get_all()) == 5)
+    assert actor_classes() == {
+        "ResultStore": 1,
+        "JournalCommitter": 1,
+        "Dispatcher": 1,
+        "Worker": 2,
+    }
     job = second.submit("global_mean", OBESITY)
     assert job == "job_id_2"
     assert second.result(job, timeout=5) == {"global_mean": 29.5}
@@ -352,31 +413,122 @@ def test_default_workers(monkeypatch, configured, workers):
     assert default_workers() == (workers or 7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: lestats/actors/engine.py start() after shutdown() is allowed (only `_store` is "
-        "checked) but `_drained` stays set: the engine never accepts, and the next shutdown() "
-        "reuses the old drained future, stops only the store and leaks the Dispatcher and "
-        "Workers (non-daemon threads)"
-    ),
-)
-def test_start_after_shutdown_is_refused_or_works(tiny_dataset, results_dir):
-    engine = Engine(tiny_dataset, workers=1, results_dir=results_dir)
-    engine.start()
-    engine.shutdown()
+class _HeldLock:
+    """Stands in for `Engine._lock`: a thread named `late` waits at it until `release` is set."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+
+    def __enter__(self) -> None:
+        if threading.current_thread().name == "late":
+            self.waiting.set()
+            self.release.wait(5)
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+def test_a_shutdown_overtaken_by_begin_shutdown_returns_quietly(make_engine):
+    """The HTTP front end calls `begin_shutdown` on its own: it may overtake a `shutdown()`."""
+    engine = make_engine()
+    job = engine.submit("best5", OBESITY)
+    engine._lock = lock = _HeldLock()
+    spy = engine._dispatcher = TellSpy(engine._dispatcher)
+    errors = []
+
+    def late() -> None:
+        try:
+            engine.shutdown(timeout=5)
+        except Exception as exc:  # noqa: BLE001 - any error is the failure
+            errors.append(exc)
+
+    overtaken = threading.Thread(target=late, name="late")
+    overtaken.start()
     try:
-        engine.start()
-    except RuntimeError:
-        return  # refusing is fine
-    try:
-        accepting = engine.accepting
+        assert lock.waiting.wait(5)  # inside shutdown(), waiting at begin_shutdown's lock
+        drained = engine.begin_shutdown()  # overtakes it: sends the poison
+        assert drained.result(timeout=5) is None
+        assert engine.outcome(job).status is JobStatus.DONE  # queries work until the stop
     finally:
-        engine.shutdown(timeout=5)
-        deadline = time.monotonic() + 1
-        while (leaked := pykka.ActorRegistry.get_all()) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        for ref in leaked:  # clean up this test's own actors, so the next test starts clean
-            ref.stop()
-    assert accepting
-    assert leaked == []
+        lock.release.set()
+        overtaken.join(10)
+    assert not overtaken.is_alive()
+    assert errors == []
+    assert not engine.started
+    assert len(spy.of_type(m.Poison)) == 1  # the overtaken shutdown sent no second poison
+
+
+class _StopSpy(TellSpy):
+    """A `TellSpy` that also counts the calls to `stop`."""
+
+    def __init__(self, ref: pykka.ActorRef) -> None:
+        super().__init__(ref)
+        self.stops = 0
+
+    def stop(self, *args: object, **kwargs: object) -> object:
+        self.stops += 1
+        return self.ref.stop(*args, **kwargs)
+
+
+class _CountedLock:
+    """Stands in for `Engine._stopping`: counts the threads that reached it and that got it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.arrived = 0
+        self.acquired = 0
+
+    def __enter__(self) -> None:
+        with self._count_lock:
+            self.arrived += 1
+        self._lock.acquire()
+        with self._count_lock:
+            self.acquired += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+def test_two_threads_call_shutdown_at_once_both_return(make_engine, results_dir):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner)
+    job = engine.submit("best5", OBESITY)
+    runner.wait_started()  # the job holds the drain until the gate opens
+    engine._stopping = lock = _CountedLock()
+    store = engine._store
+    spy = engine._store = _StopSpy(store)
+    errors, seen = [], []
+
+    def stop() -> None:
+        try:
+            engine.shutdown(timeout=5)
+        except Exception as exc:  # noqa: BLE001 - any error is the failure
+            errors.append(exc)
+        else:  # what this caller sees as it returns
+            seen.append((store.actor_stopped.is_set(), engine.started))
+
+    stoppers = [threading.Thread(target=stop) for _ in range(2)]
+    for stopper in stoppers:
+        stopper.start()
+    eventually(lambda: lock.arrived == 2)  # both are in shutdown(): one drains...
+    assert lock.acquired == 1  # ...the other waits for it
+    assert all(stopper.is_alive() for stopper in stoppers)
+    assert not engine.accepting
+    assert engine.started
+    runner.gate.set()
+    for stopper in stoppers:
+        stopper.join(10)
+    assert not any(stopper.is_alive() for stopper in stoppers)
+    assert errors == []
+    # The second returned only once the first had stopped everything.
+    assert seen == [(True, False), (True, False)]
+    assert spy.stops == 1  # the second found the engine stopped: it stopped nothing again
+    assert lock.acquired == 2
+    assert engine.drained
+    assert pykka.ActorRegistry.get_all() == []
+    assert (results_dir / f"{job}.json").exists()  # the job finished before the stop
+    engine.shutdown(timeout=1)  # a third, later call returns at once

@@ -9,8 +9,9 @@ import time
 from typing import Self
 
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner
+from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy
 
+from lestats.actors import messages as m
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.data.query import Query
 from lestats.data.statistics import compute
@@ -154,10 +155,11 @@ async def test_waiters_hold_no_thread(make_engine):
     assert {outcome.status for outcome in outcomes} == {JobStatus.DONE}
 
 
-async def test_a_cancelled_waiter_gives_back_its_request_slot(make_engine):
+async def test_a_cancelled_waiter_gives_back_its_request_slot_and_its_watch(make_engine):
     runner = GatedRunner()
     engine = make_engine(runner=runner, max_requests=1)
     job = await engine.submit_async("best5", OBESITY)
+    spy = engine._store = TellSpy(engine._store)
     waiter = asyncio.create_task(engine.result_async(job))
     await asyncio.sleep(0.02)
     with pytest.raises(Overloaded):
@@ -166,33 +168,33 @@ async def test_a_cancelled_waiter_gives_back_its_request_slot(make_engine):
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert await engine.num_jobs_async() == 1
+    (watch,) = spy.of_type(m.WatchJob)
+    assert spy.of_type(m.Unwatch) == [m.Unwatch(watch.job_id, watch.reply)]
     runner.gate.set()
-    # The store still settles the abandoned reply; nobody minds.
     outcome = await engine.wait_async(job, timeout=5)
     assert outcome.status is JobStatus.DONE
+    # The store forgot the cancelled waiter's reply: finishing the job did not settle it.
+    assert not watch.reply.done()
 
 
-async def test_wait_async_timeouts_do_not_disturb_the_job(make_engine):
+async def test_wait_async_timeouts_do_not_disturb_the_job_nor_pile_up(make_engine):
     runner = GatedRunner()
     engine = make_engine(runner=runner)
     job = await engine.submit_async("worst5", MUSCLE)
-    for _ in range(5):
+    spy = engine._store = TellSpy(engine._store)
+    for _ in range(20):
         assert await engine.wait_async(job, timeout=0.01) == RUNNING
+    timed_out = spy.of_type(m.WatchJob)
+    assert len(timed_out) == 20
+    unwatched = [(message.job_id, message.reply) for message in spy.of_type(m.Unwatch)]
+    assert unwatched == [(message.job_id, message.reply) for message in timed_out]
     runner.gate.set()
     done = await engine.wait_async(job, timeout=5)
     assert done.status is JobStatus.DONE
     assert await engine.outcome_async(job) == JobOutcome(JobStatus.DONE, done.result)
+    assert not any(message.reply.done() for message in timed_out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: lestats/actors/engine.py shutdown_async: on timeout, asyncio.wait_for cancels "
-        "wrap_future(begin_shutdown()), which cancels the engine's own `drained` future: "
-        "`engine.drained` then reads True while jobs still run, and a later shutdown() raises "
-        "CancelledError instead of draining"
-    ),
-)
 async def test_shutdown_async_timeout_leaves_the_engine_draining(make_engine):
     runner = GatedRunner()
     engine = make_engine(runner=runner)
@@ -201,16 +203,33 @@ async def test_shutdown_async_timeout_leaves_the_engine_draining(make_engine):
         with pytest.raises(TimeoutError):
             await engine.shutdown_async(timeout=0.05)
         assert engine.started
+        assert not engine.accepting
         assert not engine.drained, "drained while a job still runs"
+        assert not engine.begin_shutdown().cancelled()
+        with pytest.raises(ShuttingDown):
+            await engine.submit_async("best5", OBESITY)
         runner.gate.set()
         assert (await engine.wait_async(job, timeout=5)).status is JobStatus.DONE
         await engine.shutdown_async(timeout=5)
         assert not engine.started
+        assert engine.drained
     finally:
         runner.gate.set()
-        drained = engine._drained
-        if engine.started and drained is not None and drained.cancelled():
-            # Clean up after the bug, so the fixture's shutdown does not trip on it.
-            engine._dispatcher.actor_stopped.wait(5)
-            engine._store.stop()
-            engine._store = None
+
+
+async def test_a_cancelled_shutdown_async_leaves_the_engine_draining(make_engine):
+    runner = GatedRunner()
+    engine = make_engine(runner=runner)
+    job = await engine.submit_async("best5", OBESITY)
+    stopper = asyncio.create_task(engine.shutdown_async())
+    await asyncio.sleep(0.02)
+    stopper.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopper
+    assert engine.started
+    assert not engine.drained
+    runner.gate.set()
+    await asyncio.to_thread(engine.shutdown, 5)  # the blocking twin finishes the drain
+    assert not engine.started
+    assert engine.drained
+    assert (engine.results_dir / f"{job}.json").exists()

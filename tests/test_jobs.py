@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
+from lestats.actors.jobs import (
+    MAX_JOB_ID,
+    RUNNING,
+    JobOutcome,
+    JobStatus,
+    format_job_id,
+    parse_job_id,
+)
 from lestats.errors import UnknownJob
 
 
@@ -71,19 +78,20 @@ def test_parse_refuses_everything_else(job_id):
     assert "Invalid job_id" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: lestats/actors/jobs.py parse_job_id accepts any positive int, however huge, while "
-        "the same number as text (over 18 digits) is refused"
-    ),
-)
 def test_parse_refuses_a_huge_int_like_the_same_huge_text():
     huge = 10**30
     with pytest.raises(UnknownJob):
         parse_job_id(str(huge))
     with pytest.raises(UnknownJob):
         parse_job_id(huge)
+
+
+@pytest.mark.parametrize("form", [int, str, format_job_id])
+def test_the_largest_id_is_the_same_as_int_and_as_text(form):
+    assert MAX_JOB_ID == 10**18
+    assert parse_job_id(form(MAX_JOB_ID - 1)) == MAX_JOB_ID - 1
+    with pytest.raises(UnknownJob):
+        parse_job_id(form(MAX_JOB_ID))
 
 
 def test_format_job_id():

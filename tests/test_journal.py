@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import MUSCLE, OBESITY
@@ -91,23 +92,18 @@ def test_unreadable_middle_lines_are_skipped_and_counted(path):
     assert state.next_id == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: lestats/actors/journal.py replay catches ValueError/KeyError/TypeError only; a "
-        "line whose number is Infinity or 1e999 raises OverflowError out of replay (and so out "
-        "of ResultStore.start) instead of being skipped"
-    ),
-)
 def test_a_line_with_an_infinite_number_is_skipped(path):
     journal = Journal(path)
     journal.record_submitted(1, Q1)
     journal.close()
     with path.open("ab") as file:
         file.write(b'{"next": Infinity}\n{"job": 1e999, "endpoint": "best5", "question": "q"}\n')
+        file.write(b'{"failed": -Infinity, "reason": "x"}\n')
     state = Journal(path).replay()
-    assert state.skipped_lines == 2
+    assert state.skipped_lines == 3
     assert state.unfinished == {1: Q1}
+    assert state.failed == {}
+    assert state.next_id == 2
 
 
 def test_compaction_keeps_only_next_id_unfinished_and_failed(path):
@@ -169,6 +165,27 @@ def test_due_for_compaction_default_threshold(path):
     journal.record_failed(1, "x")
     assert journal.due_for_compaction(0)
     journal.close()
+
+
+def test_a_duplicate_descriptor_syncs_the_same_file_elsewhere(path):
+    journal = Journal(path)
+    assert journal.duplicate_descriptor() is None  # nothing written yet: nothing to sync
+    journal.record_submitted(1, Q1)
+    fd = journal.duplicate_descriptor()
+    try:
+        assert os.path.sameopenfile(fd, journal._fd)
+        assert fd != journal._fd
+        # The committer syncs (and closes) it in its own thread; the journal just notes it.
+        assert journal.unsynced
+        journal.mark_committed()
+        assert not journal.unsynced
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    journal.record_submitted(2, Q2)  # the journal's own descriptor is untouched
+    assert journal.unsynced
+    journal.close()
+    assert Journal(path).replay().unfinished == {1: Q1, 2: Q2}
 
 
 def test_close_is_idempotent_and_commit_without_file_is_a_no_op(path):

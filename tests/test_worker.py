@@ -1,4 +1,9 @@
-"""A Worker between two recording stand-ins (its ResultStore and its Dispatcher)."""
+"""A Worker between two recording stand-ins (its ResultStore and its Dispatcher).
+
+Jobs come from the store's JournalCommitter, or from the store itself when it moves them
+(`RunJob`), and are reported to the store; only `WorkerStopped` and `WorkerDied` go to the
+Dispatcher.
+"""
 
 from __future__ import annotations
 
@@ -142,8 +147,14 @@ def test_a_fatal_fault_kills_only_this_worker_and_reports_its_job(
     assert "Crash" in died.reason
     assert "took the worker down" in died.reason
     assert worker.actor_stopped.wait(5)
-    assert store.next() == m.JobDone(1, jsonio.dumps({"global_mean": 29.5}))
+    # The Worker fails the job that killed it itself, so the store never hands it out again.
+    assert store.take(2) == [
+        m.JobDone(1, jsonio.dumps({"global_mean": 29.5})),
+        m.JobFailed(2, "the worker running it crashed: Crash: the job took the worker down"),
+    ]
+    assert died.reason == "the worker running it crashed: Crash: the job took the worker down"
     assert store.pending() == []
+    assert dispatcher.pending() == []
     with pytest.raises(pykka.ActorDeadError):
         worker.tell(m.RunJob(4, Q1))
     # pykka stops every actor for a raw BaseException; the Worker must not let that happen.
@@ -151,6 +162,19 @@ def test_a_fatal_fault_kills_only_this_worker_and_reports_its_job(
     assert dispatcher.ref.is_alive()
     assert bystander.ref.is_alive()
     assert worker not in pykka.ActorRegistry.get_all()
+
+
+def test_the_crashed_job_is_failed_before_the_death_is_reported(recorder, start_worker):
+    # One stand-in as both store and dispatcher: a single inbox shows the worker's send order.
+    both = recorder()
+    worker = start_worker(crash_on(MUSCLE), store_ref=both.ref, dispatcher_ref=both.ref)
+    worker.tell(m.RunJob(5, Q3))
+    failed, died = both.take(2)
+    assert isinstance(failed, m.JobFailed)
+    assert failed.job_id == 5
+    assert isinstance(died, m.WorkerDied)
+    assert died == m.WorkerDied(worker.actor_urn, 5, failed.reason)
+    assert worker.actor_stopped.wait(5)
 
 
 @pytest.mark.parametrize("fault", [KeyboardInterrupt, SystemExit, GeneratorExit])
@@ -164,7 +188,9 @@ def test_builtin_base_exceptions_kill_only_the_worker(stand_ins, start_worker, f
     worker.tell(m.RunJob(7, Q1))
     died = dispatcher.next()
     assert died.job_id == 7
-    assert died.reason.startswith(fault.__name__)
+    assert died.reason.startswith(f"the worker running it crashed: {fault.__name__}")
+    failed = store.next()
+    assert failed == m.JobFailed(7, died.reason)
     assert worker.actor_stopped.wait(5)
     assert store.ref.is_alive()
     assert dispatcher.ref.is_alive()

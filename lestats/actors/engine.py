@@ -7,6 +7,7 @@ behaviour. Every blocking method has an `async` twin that never blocks the event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -89,13 +90,14 @@ class Engine:
         self._drained: Future[None] | None = None
         self._abandon = threading.Event()
         self._lock = threading.Lock()
+        self._stopping = threading.Lock()
 
     # --- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> Self:
         """Start the actors; jobs left unfinished in the results directory run again."""
-        if self._store is not None:
-            raise RuntimeError("engine already started")
+        if self._store is not None or self._drained is not None:
+            raise RuntimeError("an Engine starts once; make a new one (same results_dir is fine)")
         storage = FileResultStorage(self.results_dir, cache_bytes=self._cache_bytes)
         store = ResultStore.start(
             storage, Journal(self.results_dir / JOURNAL_NAME), self.max_pending
@@ -150,8 +152,10 @@ class Engine:
         with self._lock:
             if self._drained is None:
                 poison = m.Poison()
-                self._drained = poison.drained
+                # Running, the future cannot be cancelled by a caller that stops waiting on it.
+                poison.drained.set_running_or_notify_cancel()
                 self._require(self._dispatcher).tell(poison)
+                self._drained = poison.drained
             return self._drained
 
     def shutdown(self, timeout: float | None = None, *, drain: bool = True) -> None:
@@ -163,13 +167,15 @@ class Engine:
         Raises:
             TimeoutError: the jobs did not finish within `timeout` seconds; nothing is stopped.
         """
-        if self._store is None:
-            return
-        if not drain:
-            self._abandon.set()
-        self.begin_shutdown().result(timeout)
-        self._store.stop(block=True, timeout=timeout)
-        self._store = None
+        with self._stopping:
+            store = self._store
+            if store is None:
+                return
+            if not drain:
+                self._abandon.set()
+            self.begin_shutdown().result(timeout)
+            store.stop(block=True, timeout=timeout)
+            self._store = None
 
     async def shutdown_async(self, timeout: float | None = None, *, drain: bool = True) -> None:
         """`shutdown` without blocking the event loop."""
@@ -238,6 +244,7 @@ class Engine:
             try:
                 return message.reply.result(timeout)
             except TimeoutError:
+                self._unwatch(message)
                 return RUNNING
 
     async def wait_async(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
@@ -248,7 +255,11 @@ class Engine:
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(message.reply), timeout)
             except TimeoutError:
+                self._unwatch(message)
                 return RUNNING
+            except asyncio.CancelledError:
+                self._unwatch(message)
+                raise
 
     def result(self, job_id: str | int, timeout: float | None = None) -> object:
         """Wait for the job and return its data.
@@ -299,6 +310,12 @@ class Engine:
             self._require(ref).tell(message)
         except pykka.ActorDeadError as exc:
             raise ShuttingDown from exc
+
+    def _unwatch(self, message: m.WatchJob) -> None:
+        """Tell the store a waiter gave up, so that its watcher list does not grow."""
+        if self._store is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._store.tell(m.Unwatch(message.job_id, message.reply))
 
     def _request_slot(self) -> _RequestSlot:
         return _RequestSlot(self._requests)

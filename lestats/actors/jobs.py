@@ -17,6 +17,8 @@ class JobStatus(Enum):
     ERROR = "error"  # it failed; the outcome carries the reason
 
 
+MAX_JOB_ID = 10**18
+"""Ids stay below this (18 digits); anything larger is not a job id, as int or as text."""
 _JOB_ID = re.compile(r"(?:job_id_)?([1-9][0-9]{0,17})")
 
 
@@ -35,7 +37,7 @@ def parse_job_id(job_id: object) -> int:
         UnknownJob: `job_id` is not of either form.
     """
     if isinstance(job_id, int) and not isinstance(job_id, bool):
-        if job_id >= 1:
+        if 1 <= job_id < MAX_JOB_ID:
             return job_id
         raise UnknownJob(job_id)
     if isinstance(job_id, str) and (match := _JOB_ID.fullmatch(job_id)):

@@ -11,19 +11,19 @@ Job ids are ints inside the engine; `jobs.format_job_id` gives the public `job_i
 from __future__ import annotations
 
 import logging
+import queue
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import pykka
+
     from lestats.actors.jobs import JobOutcome, JobStatus
     from lestats.data.query import Query
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-QueuedJob = tuple[int, "Query"]
-"""An accepted job's id and question, as moved between actors when jobs are (re)assigned."""
 
 
 def _reply() -> Future:  # type: ignore[type-arg]
@@ -46,12 +46,34 @@ def refuse(reply: Future[T], error: BaseException) -> None:
         log.debug("reply already settled or cancelled: %r", reply)
 
 
-# --- Jobs: front end -> Dispatcher -> ResultStore / Worker ---------------------------------------
+def refuse_queued(inbox: queue.Queue[Any], error: BaseException) -> None:
+    """Refuse every request still queued in a stopping actor's `inbox`.
+
+    pykka drops the messages left behind a stop; a request among them would leave its sender
+    waiting forever on its `reply`. Anything else (pykka's own stop or ask envelopes) goes back
+    into the inbox for pykka to answer as it always does.
+    """
+    others = []
+    while True:
+        try:
+            envelope = inbox.get_nowait()
+        except queue.Empty:
+            break
+        reply = getattr(envelope.message, "reply", None)
+        if isinstance(reply, Future):
+            refuse(reply, error)
+        else:
+            others.append(envelope)
+    for envelope in others:
+        inbox.put(envelope)
+
+
+# --- Jobs: client -> Dispatcher -> ResultStore -> Worker -> ResultStore --------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class SubmitJob:
-    """Client -> Dispatcher: accept a job. Replies its id once recorded in the journal.
+    """Client -> Dispatcher: accept a job. Replies its id once the journal holds it on disk.
 
     Refused with `ShuttingDown` after the poison, `Overloaded` past the pending limit, and
     `StorageError` when the journal cannot be written; a refused job used up no id.
@@ -63,16 +85,20 @@ class SubmitJob:
 
 @dataclass(frozen=True, slots=True)
 class RegisterJob:
-    """Dispatcher -> ResultStore: assign an id, journal the job, note which worker runs it."""
+    """Dispatcher -> ResultStore: assign an id and journal the job, for `worker` to run.
+
+    After the group commit that makes the job durable, it is sent to `worker` and its id
+    answered on `reply` (the client's).
+    """
 
     query: Query
-    worker: str
+    worker: pykka.ActorRef[Any]
     reply: Future[int] = field(default_factory=_reply, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RunJob:
-    """Dispatcher -> Worker: compute this job and report it to the ResultStore."""
+    """JournalCommitter or ResultStore -> Worker: compute this job, report it to the ResultStore."""
 
     job_id: int
     query: Query
@@ -88,10 +114,31 @@ class JobDone:
 
 @dataclass(frozen=True, slots=True)
 class JobFailed:
-    """Worker or Dispatcher -> ResultStore: the job ends in error for `reason`."""
+    """Worker -> ResultStore: the job ends in error for `reason`."""
 
     job_id: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldJob:
+    """An accepted job journaled but not yet on disk: not run, its id not yet answered."""
+
+    reply: Future[int]
+    job_id: int
+    worker: pykka.ActorRef[Any]
+    query: Query
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """ResultStore -> JournalCommitter: force the journal to disk, then release these jobs.
+
+    `fd` is a duplicate of the journal's descriptor, owned (and closed) by the committer.
+    """
+
+    fd: int
+    jobs: tuple[HeldJob, ...]
 
 
 # --- Queries: client -> ResultStore --------------------------------------------------------------
@@ -110,13 +157,18 @@ class GetOutcome:
 
 @dataclass(frozen=True, slots=True)
 class WatchJob:
-    """Client -> ResultStore: reply with the outcome as soon as the job is no longer running.
-
-    The store keeps the reply until then; a client that stops waiting just ignores it.
-    """
+    """Client -> ResultStore: reply with the outcome as soon as the job is no longer running."""
 
     job_id: int
     reply: Future[JobOutcome] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unwatch:
+    """Client -> ResultStore: the client stopped waiting on `reply` (a `WatchJob`'s); forget it."""
+
+    job_id: int
+    reply: Future[JobOutcome]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +190,24 @@ class CountPending:
 
 @dataclass(frozen=True, slots=True)
 class Poison:
-    """Shutdown, travelling behind the work: client -> Dispatcher -> each Worker.
+    """Shutdown, travelling behind the work: client -> Dispatcher -> ResultStore -> Workers.
 
     Everything sent before it is handled before it. `drained` is settled once every worker has
     finished its queue and stopped and the ResultStore has flushed its journal.
     """
 
     drained: Future[None] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardPoison:
+    """Dispatcher -> ResultStore -> JournalCommitter: send `poison` to these workers.
+
+    Routed like the jobs, it reaches each worker behind every job accepted before it.
+    """
+
+    workers: tuple[pykka.ActorRef[Any], ...]
+    poison: Poison
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,34 +241,44 @@ class WorkerDied:
 
 @dataclass(frozen=True, slots=True)
 class Reassign:
-    """Dispatcher -> ResultStore: fail the crashed job; move the dead worker's other jobs.
+    """Dispatcher -> ResultStore: send the dead worker's unfinished jobs to `replacement`.
 
-    Replies with the moved jobs, in id order, for the Dispatcher to send to `replacement`.
+    With `poison` (a drain is under way), the poison follows them.
     """
 
     dead: str
-    crashed_job: int | None
-    reason: str
-    replacement: str
-    reply: Future[tuple[QueuedJob, ...]] = field(default_factory=_reply, compare=False)
+    replacement: pykka.ActorRef[Any]
+    poison: Poison | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MoveJobs:
+    """ResultStore -> JournalCommitter: send these jobs of a dead worker to its `replacement`.
+
+    Behind the commits that made them durable; with `poison`, the poison follows them.
+    """
+
+    jobs: tuple[tuple[int, Query], ...]
+    replacement: pykka.ActorRef[Any]
+    poison: Poison | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Requeue:
-    """Client -> Dispatcher: run already-accepted jobs (recovered from the journal at start)."""
+    """Client -> Dispatcher: run these accepted jobs again (recovered from the journal at start)."""
 
-    jobs: tuple[QueuedJob, ...]
+    job_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class AssignJobs:
-    """Dispatcher -> ResultStore: which worker now holds each of these accepted jobs."""
+    """Dispatcher -> ResultStore: send each of these accepted jobs to its worker."""
 
-    assignments: tuple[tuple[int, str], ...]
+    assignments: tuple[tuple[int, pykka.ActorRef[Any]], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class TakeRecovered:
-    """Client -> ResultStore: the unfinished jobs found in the journal at start (once)."""
+    """Client -> ResultStore: ids of the unfinished jobs found in the journal at start (once)."""
 
-    reply: Future[tuple[QueuedJob, ...]] = field(default_factory=_reply, compare=False)
+    reply: Future[tuple[int, ...]] = field(default_factory=_reply, compare=False)

@@ -7,14 +7,16 @@ failed ones with their reasons. Every other issued id is done, and its result is
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
 
 from lestats.actors import messages as m
+from lestats.actors.committer import JournalCommitter, release, send
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
-from lestats.errors import Overloaded, StorageError, UnknownJob
+from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -25,13 +27,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+COMMIT_BATCH = 256
+"""Hand held replies to the committer once this many are waiting, even if more work is queued."""
+COMMIT_DELAY = 0.002
+"""...or once the oldest has waited this many seconds."""
+
 
 class ResultStore(pykka.ThreadingActor):
-    """Assigns ids, journals accepted jobs, persists results, answers every status question.
+    """Numbers, journals and hands out accepted jobs; persists results; answers about them.
 
-    A result is saved before its job reads `done`; a job that cannot be saved ends `error`. The
-    journal is committed to disk whenever the mailbox runs empty (group commit). Its handlers
-    never raise: a request that cannot be served is refused on its `reply`.
+    A job's id is answered only once its journal line is on disk (group commit, through the
+    JournalCommitter). A result is saved before its job reads `done`; a job whose result cannot be
+    saved ends `error`. Handlers never raise: a request that cannot be served is refused on its
+    `reply`.
     """
 
     def __init__(self, storage: ResultStorage, journal: Journal, max_pending: int) -> None:
@@ -43,25 +51,30 @@ class ResultStore(pykka.ThreadingActor):
         state = journal.replay()
         self._next_id = max(state.next_id, storage.highest_id() + 1)
         self._failed: dict[int, str] = state.failed
-        self._pending: dict[int, tuple[Query, str]] = {}
-        self._recovered: tuple[m.QueuedJob, ...] = ()
+        self._pending: dict[int, tuple[Query, str]] = {
+            job_id: (query, "")
+            for job_id, query in sorted(state.unfinished.items())
+            if not storage.exists(job_id)
+        }
+        self._recovered = tuple(self._pending)
         self._watchers: defaultdict[int, list[Future[JobOutcome]]] = defaultdict(list)
-        recovered = []
-        for job_id, query in sorted(state.unfinished.items()):
-            if not storage.exists(job_id):
-                recovered.append((job_id, query))
-                self._pending[job_id] = (query, "")
-        self._recovered = tuple(recovered)
-        journal.compact(self._next_id, self._recovered, self._failed)
-        if recovered or state.skipped_lines:
+        self._held: list[m.HeldJob] = []
+        self._held_since = 0.0
+        self._committer: pykka.ActorRef[Any] | None = None
+        journal.compact(self._next_id, self._unfinished(), self._failed)
+        if self._recovered or state.skipped_lines:
             log.info(
                 "journal replayed: %d unfinished jobs to run again, %d unreadable lines skipped",
-                len(recovered),
+                len(self._recovered),
                 state.skipped_lines,
             )
 
+    def on_start(self) -> None:
+        """Start the committer this store hands its journal batches to."""
+        self._committer = JournalCommitter.start(self.actor_ref)
+
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
-        """Handle one message, then commit the journal if nothing else is waiting."""
+        """Handle one message, then hand held replies to the committer if it is time."""
         handler = self._handlers.get(type(message))
         if handler is None:
             super().on_receive(message)
@@ -73,15 +86,29 @@ class ResultStore(pykka.ThreadingActor):
                 reply = getattr(message, "reply", None)
                 if reply is not None:
                     m.refuse(reply, StorageError("internal error in the result store"))
-        if self._journal.unsynced and self.actor_inbox.empty():
-            self._commit()
+        if self._held and (
+            len(self._held) >= COMMIT_BATCH
+            or self.actor_inbox.empty()
+            or time.monotonic() - self._held_since >= COMMIT_DELAY
+        ):
+            self._release_held()
+
+    def on_failure(self, *exc_info: object) -> None:
+        """Do not leave the committer running if this store dies anyway."""
+        del exc_info
+        if self._committer is not None:
+            self._committer.stop(block=False)
 
     def on_stop(self) -> None:
-        """Commit and close the journal; whoever still waits on a job hears it is running."""
+        """Commit and answer what is held, refuse what is queued, close the journal."""
+        m.refuse_queued(self.actor_inbox, ShuttingDown())
+        self._commit_here()
         for watchers in self._watchers.values():
             for reply in watchers:
                 m.answer(reply, RUNNING)
         self._watchers.clear()
+        if self._committer is not None:
+            self._committer.stop(block=True)
         self._journal.close()
 
     # --- jobs ------------------------------------------------------------------------------------
@@ -101,8 +128,10 @@ class ResultStore(pykka.ThreadingActor):
             m.refuse(message.reply, StorageError(f"journal not writable ({exc.strerror or exc})"))
             return
         self._next_id += 1
-        self._pending[job_id] = (message.query, message.worker)
-        m.answer(message.reply, job_id)
+        self._pending[job_id] = (message.query, message.worker.actor_urn)
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held.append(m.HeldJob(message.reply, job_id, message.worker, message.query))
 
     def _done(self, message: m.JobDone) -> None:
         if message.job_id not in self._pending:
@@ -165,6 +194,13 @@ class ResultStore(pykka.ThreadingActor):
         else:
             self._get_outcome(m.GetOutcome(message.job_id, message.reply))
 
+    def _unwatch(self, message: m.Unwatch) -> None:
+        watchers = self._watchers.get(message.job_id)
+        if watchers is not None and message.reply in watchers:
+            watchers.remove(message.reply)
+            if not watchers:
+                del self._watchers[message.job_id]
+
     def _list(self, message: m.ListJobs) -> None:
         pending, failed = self._pending, self._failed
         m.answer(
@@ -188,25 +224,55 @@ class ResultStore(pykka.ThreadingActor):
     # --- supervision, recovery, shutdown ---------------------------------------------------------
 
     def _reassign(self, message: m.Reassign) -> None:
-        if message.crashed_job in self._pending:
-            self._fail(message.crashed_job, f"the worker running it crashed: {message.reason}")
-        moved = tuple(
-            (job_id, query)
-            for job_id, (query, worker) in sorted(self._pending.items())
-            if worker == message.dead
-        )
-        for job_id, query in moved:
-            self._pending[job_id] = (query, message.replacement)
-        m.answer(message.reply, moved)
+        """Give the dead worker's jobs to its replacement, each only once durable.
+
+        Jobs still held here are simply retargeted; the others leave from the committer, behind
+        the commit that released them to the dead worker.
+        """
+        replacement, dead = message.replacement, message.dead
+        self._held = [
+            m.HeldJob(job.reply, job.job_id, replacement, job.query)
+            if job.worker.actor_urn == dead
+            else job
+            for job in self._held
+        ]
+        held = {job.job_id for job in self._held}
+        moved = []
+        for job_id, (query, worker) in sorted(self._pending.items()):
+            if worker == dead:
+                self._pending[job_id] = (query, replacement.actor_urn)
+                if job_id not in held:
+                    moved.append((job_id, query))
+        log.warning("%d unfinished jobs of dead worker %s moved", len(moved), dead)
+        move = m.MoveJobs(tuple(moved), replacement, message.poison)
+        if self._committer is None:
+            for job_id, query in move.jobs:
+                send(replacement, m.RunJob(job_id, query))
+            if move.poison is not None:
+                send(replacement, m.Poison(move.poison.drained))
+        else:
+            self._committer.tell(move)
 
     def _assign(self, message: m.AssignJobs) -> None:
         for job_id, worker in message.assignments:
             if job_id in self._pending:
-                self._pending[job_id] = (self._pending[job_id][0], worker)
+                query = self._pending[job_id][0]
+                self._pending[job_id] = (query, worker.actor_urn)
+                send(worker, m.RunJob(job_id, query))
 
     def _take_recovered(self, message: m.TakeRecovered) -> None:
         recovered, self._recovered = self._recovered, ()
         m.answer(message.reply, recovered)
+
+    def _forward_poison(self, message: m.ForwardPoison) -> None:
+        """Release what is held, then let the committer send the poison behind it."""
+        if self._held:
+            self._release_held()
+        if self._committer is None:
+            for worker in message.workers:
+                send(worker, m.Poison(message.poison.drained))
+        else:
+            self._committer.tell(message)
 
     def _engine_drained(self, message: m.EngineDrained) -> None:
         if self._pending:
@@ -214,26 +280,57 @@ class ResultStore(pykka.ThreadingActor):
                 "%d jobs unfinished at shutdown stay in the journal; they run at the next start",
                 len(self._pending),
             )
-        self._commit()
+        self._commit_here()
         self._compact()
         m.answer(message.drained, None)
 
     # --- journal ---------------------------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def _release_held(self) -> None:
+        try:
+            self._hand_over()
+        except OSError:
+            log.exception("cannot hand the journal to the committer; committing here")
+            self._commit_here()
+
+    def _hand_over(self) -> None:
+        """Give the held replies to the committer, with a descriptor of the journal to sync."""
+        fd = self._journal.duplicate_descriptor()
+        if fd is None or self._committer is None:
+            self._commit_here()
+            return
+        held, self._held = tuple(self._held), []
+        self._journal.mark_committed()
+        self._committer.tell(m.Commit(fd, held))
+
+    def _commit_here(self) -> None:
+        """Commit in this thread and answer what is held (at shutdown)."""
+        held, self._held = tuple(self._held), []
+        self._answer_after_commit(held)
+
+    def _answer_after_commit(self, held: tuple[m.HeldJob, ...]) -> None:
         try:
             self._journal.commit()
-        except OSError:
+        except OSError as exc:
             log.exception("journal commit failed")
+            error = StorageError(f"journal not durable ({exc.strerror or exc})")
+            for job in held:
+                m.refuse(job.reply, error)
+                if job.job_id in self._pending:
+                    self._fail(job.job_id, f"refused: {error}")
+            return
+        release(held)
+
+    def _unfinished(self) -> list[tuple[int, Query]]:
+        return [(job_id, query) for job_id, (query, _) in sorted(self._pending.items())]
 
     def _compact_if_due(self) -> None:
         if self._journal.due_for_compaction(len(self._pending) + len(self._failed)):
             self._compact()
 
     def _compact(self) -> None:
-        unfinished = [(job_id, query) for job_id, (query, _) in sorted(self._pending.items())]
         try:
-            self._journal.compact(self._next_id, unfinished, self._failed)
+            self._journal.compact(self._next_id, self._unfinished(), self._failed)
         except OSError:
             log.exception("journal compaction failed; still appending to the old journal")
 
@@ -243,10 +340,12 @@ class ResultStore(pykka.ThreadingActor):
         m.JobFailed: _job_failed,
         m.GetOutcome: _get_outcome,
         m.WatchJob: _watch,
+        m.Unwatch: _unwatch,
         m.ListJobs: _list,
         m.CountPending: _count,
         m.Reassign: _reassign,
         m.AssignJobs: _assign,
         m.TakeRecovered: _take_recovered,
+        m.ForwardPoison: _forward_poison,
         m.EngineDrained: _engine_drained,
     }

@@ -7,6 +7,7 @@ protocol and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import OrderedDict
@@ -47,6 +48,7 @@ class FileResultStorage:
     def __init__(self, directory: str | os.PathLike[str], cache_bytes: int = 16 << 20) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._prefix = f"{self.directory}{os.sep}"  # plain strings: pathlib costs on every job
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
@@ -59,8 +61,9 @@ class FileResultStorage:
 
     def save(self, job_id: int, result: bytes) -> None:
         """Write `result` to a temporary file, then rename it into place."""
-        final = self.path(job_id)
-        temporary = final.with_name(f".{final.name}{_TEMPORARY_SUFFIX}")
+        name = f"job_id_{int(job_id)}.json"
+        final = self._prefix + name
+        temporary = f"{self._prefix}.{name}{_TEMPORARY_SUFFIX}"
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
@@ -69,9 +72,10 @@ class FileResultStorage:
                     view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
-            temporary.replace(final)
+            os.replace(temporary, final)  # noqa: PTH105 - str paths on the hot path
         except OSError:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)  # noqa: PTH108
             raise
         self._remember(job_id, result)
 
@@ -81,7 +85,8 @@ class FileResultStorage:
         if cached is not None:
             self._cache.move_to_end(job_id)
             return cached
-        result = self.path(job_id).read_bytes()
+        with open(f"{self._prefix}job_id_{int(job_id)}.json", "rb") as file:  # noqa: PTH123
+            result = file.read()
         self._remember(job_id, result)
         return result
 

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class WorkerCrashedError(Exception):
     """A job raised something that is not an ordinary error (a `BaseException`).
 
-    The Worker turns it into this, so that pykka stops only this actor (it would stop every actor
-    in the process for a raw `BaseException`), and reports its death to the Dispatcher.
+    The Worker fails that job, then dies with this error: pykka stops only this actor for it
+    (for a raw `BaseException` it would stop every actor in the process), and the Worker's
+    failure hook tells the Dispatcher, which starts a replacement for the jobs queued behind.
     """
 
 
@@ -74,7 +75,9 @@ class Worker(pykka.ThreadingActor):
             log.exception("job %d failed", job.job_id)
             self._store.tell(m.JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
         except BaseException as exc:
-            raise WorkerCrashedError(f"{type(exc).__name__}: {exc}") from exc
+            reason = f"the worker running it crashed: {type(exc).__name__}: {exc}"
+            self._store.tell(m.JobFailed(job.job_id, reason))
+            raise WorkerCrashedError(reason) from exc
         else:
             self._store.tell(m.JobDone(job.job_id, result))
         self._current = None

@@ -1,0 +1,82 @@
+"""The JournalCommitter actor: makes accepted jobs durable, then releases them.
+
+The ResultStore numbers and journals each accepted job and holds it; in batches it hands the
+held jobs over with a descriptor of the journal. One `fdatasync` here makes a whole batch
+durable; only then is each job sent to its Worker and its id answered to its client. So a job
+runs only once it is on disk, and the ResultStore never waits on the disk meanwhile.
+
+Jobs and the shutdown poison leave from here in the order they arrived, so the poison still
+reaches every Worker behind every job accepted before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any
+
+import pykka
+
+from lestats.actors import messages as m
+from lestats.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+
+class JournalCommitter(pykka.ThreadingActor):
+    """Syncs journal descriptors, then sends the held jobs and answers their clients.
+
+    If a sync fails, the jobs of that batch never run: their clients are refused and the jobs
+    are failed at `store` (their ids are used up, and listed as errors).
+    """
+
+    def __init__(self, store: pykka.ActorRef[Any]) -> None:
+        super().__init__()
+        self._store = store
+        self._refused: set[int] = set()
+
+    def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
+        """Commit a batch, or pass the poison on behind the batches before it."""
+        if isinstance(message, m.Commit):
+            self._commit(message)
+        elif isinstance(message, m.ForwardPoison):
+            for worker in message.workers:
+                send(worker, m.Poison(message.poison.drained))
+        elif isinstance(message, m.MoveJobs):
+            for job_id, query in message.jobs:
+                if job_id not in self._refused:
+                    send(message.replacement, m.RunJob(job_id, query))
+            if message.poison is not None:
+                send(message.replacement, m.Poison(message.poison.drained))
+        else:
+            super().on_receive(message)
+
+    def _commit(self, message: m.Commit) -> None:
+        try:
+            os.fdatasync(message.fd)
+        except OSError as exc:
+            log.exception("journal commit failed; %d jobs refused", len(message.jobs))
+            error = StorageError(f"journal not durable ({exc.strerror or exc})")
+            for job in message.jobs:
+                m.refuse(job.reply, error)
+                self._refused.add(job.job_id)
+                with contextlib.suppress(pykka.ActorDeadError):
+                    self._store.tell(m.JobFailed(job.job_id, f"refused: {error}"))
+        else:
+            release(message.jobs)
+        finally:
+            os.close(message.fd)
+
+
+def release(jobs: tuple[m.HeldJob, ...]) -> None:
+    """Send durable jobs to their Workers and answer their ids."""
+    for job in jobs:
+        send(job.worker, m.RunJob(job.job_id, job.query))
+        m.answer(job.reply, job.job_id)
+
+
+def send(worker: pykka.ActorRef[Any], message: m.RunJob | m.Poison) -> None:
+    """Tell a Worker; a dead one is skipped (its replacement gets its jobs from the store)."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        worker.tell(message)
