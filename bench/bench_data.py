@@ -5,8 +5,10 @@ Usage: python bench/bench_data.py [--rows 18650 1000000] [--runs 3]
 1. Loading. For each row count a demo file is generated once (cached in /tmp/lestats-bench/, keyed
    by rows, seed and the generator's source) and loaded in fresh subprocesses, so each peak RSS
    (`ru_maxrss`, read inside the child when it is done) belongs to one measurement:
-   `load_dataset(path)` next to the floor, `csv.DictReader` merely iterating the same file (and,
-   for reference, a bare `csv.reader`).
+   `load_dataset(path)` by each parser, the csv module's (`LESTATS_CSV_PARSER=csv`) and
+   pyarrow's (the default where pyarrow is installed; its import counts in its time), next to
+   the floor, `csv.DictReader` merely iterating the same file (and, for reference, a bare
+   `csv.reader`).
 2. Jobs. On the 18,650-row demo dataset, microseconds per call of `statistics.compute` for each
    endpoint, next to the naive reference of `tests/reference.py` scanning the same rows (parsed
    once, in memory), and the speedup. Both must give the same answer.
@@ -21,7 +23,10 @@ import argparse
 import csv
 import hashlib
 import importlib
+import importlib.util
 import json
+import logging
+import os
 import resource
 import subprocess
 import sys
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lestats.data import demo
-from lestats.data.loader import load_dataset
+from lestats.data.loader import PARSER_VARIABLE, load_dataset
 from lestats.data.query import ENDPOINTS, NEEDS_STATE, Query
 from lestats.data.questions import BEST_IS_MIN
 from lestats.data.statistics import compute
@@ -47,6 +52,7 @@ LOAD_GOAL_SECONDS = 3.0
 LOAD_GOAL_MB = 400.0
 JOB_GOAL_ROWS = demo.DEMO_ROWS
 JOB_GOAL_US = 50.0
+HAVE_PYARROW = importlib.util.find_spec("pyarrow") is not None
 
 
 def peak_rss_mb() -> float:
@@ -86,6 +92,40 @@ def demo_file(rows: int, seed: int) -> Path:
 
 
 def child_load(path: Path) -> dict[str, float]:
+    """Time `load_dataset(path)` in this process, with the csv module."""
+    os.environ[PARSER_VARIABLE] = "csv"
+    return time_load(path)
+
+
+class _Deferrals(logging.Handler):
+    """Collects the arrow loader's log records: it logs only when it defers to the csv module."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def child_arrow(path: Path) -> dict[str, float]:
+    """Time `load_dataset(path)` in this process, with pyarrow (imported in the measured time).
+
+    Raises:
+        RuntimeError: pyarrow deferred the file to the csv module, so the figures are not its.
+    """
+    os.environ.pop(PARSER_VARIABLE, None)
+    deferrals = _Deferrals()
+    logger = logging.getLogger("lestats.data.arrow_loader")
+    logger.addHandler(deferrals)
+    logger.setLevel(logging.INFO)
+    figures = time_load(path)
+    if deferrals.messages:
+        raise RuntimeError(f"not the arrow path's figures: {deferrals.messages}")
+    return figures
+
+
+def time_load(path: Path) -> dict[str, float]:
     """Time `load_dataset(path)` in this process."""
     before = peak_rss_mb()
     cpu = cpu_seconds()
@@ -124,6 +164,7 @@ def child_reader(path: Path) -> dict[str, float]:
 
 CHILDREN: dict[str, Callable[[Path], dict[str, float]]] = {
     "load": child_load,
+    "arrow": child_arrow,
     "dictreader": child_dictreader,
     "reader": child_reader,
 }
@@ -166,43 +207,72 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def load_figures(figures: dict[str, float] | None, width: int) -> str:
+    """`s (cpu) peak MB (net)` of one loader, or n/a across the same width."""
+    if figures is None:
+        return f"{'n/a':>{width}}"
+    return (
+        f"{figures['seconds']:>7.3f} {cpu(figures):>7} {figures['peak_mb']:>8.1f} {net(figures):>7}"
+    )
+
+
+def goal_verdict(figures: dict[str, float] | None) -> str:
+    """Whether one loader meets the loading goal (for the goal's row count)."""
+    if figures is None:
+        return "n/a"
+    return (
+        f"time {verdict(figures['seconds'] <= LOAD_GOAL_SECONDS)}, "
+        f"memory {verdict(figures['peak_mb'] <= LOAD_GOAL_MB)}"
+    )
+
+
 def bench_loading(row_counts: list[int], seed: int, runs: int) -> None:
-    """Print load time and peak RSS against the DictReader floor for each row count."""
+    """Print load time and peak RSS of both parsers against the DictReader floor."""
     print(f"Loading (best time, highest peak RSS of {runs} fresh subprocesses each)")
     paths = {rows: demo_file(rows, seed) for rows in row_counts}
+    loader_columns = f"{'s':>7} {'(cpu)':>7} {'peak MB':>8} {'(net)':>7}"
+    width = len(loader_columns)
     header = (
-        f"{'rows':>10} {'file MB':>7} | {'load s':>7} {'(cpu)':>7} {'peak MB':>8} {'(net)':>7} | "
-        f"{'DictReader s':>12} {'(cpu)':>7} {'peak MB':>8} {'(net)':>7} | {'load/DR':>7} | "
-        f"{'csv.reader s':>12} | goal at {LOAD_GOAL_ROWS:,} rows: "
+        f"{'':>18} | {'csv path':^{width}} | {'arrow path':^{width}} | "
+        f"{'DictReader floor':^{width}} | {'':>7} | {'':>12} |\n"
+        f"{'rows':>10} {'file MB':>7} | {loader_columns} | {loader_columns} | {loader_columns} | "
+        f"{'arrow/DR':>7} | {'csv.reader s':>12} | goal at {LOAD_GOAL_ROWS:,} rows: "
         f"<= {LOAD_GOAL_SECONDS:g} s, <= {LOAD_GOAL_MB:g} MB"
     )
     print(header)
-    print("-" * len(header))
+    print("-" * max(map(len, header.splitlines())))
     baselines = []
     for rows, path in paths.items():
         load = measure("load", path, runs)
+        arrow = measure("arrow", path, runs) if HAVE_PYARROW else None
         floor = measure("dictreader", path, runs)
         reader = measure("reader", path, runs)
         if rows == LOAD_GOAL_ROWS:
-            goal = (
-                f"time {verdict(load['seconds'] <= LOAD_GOAL_SECONDS)}, "
-                f"memory {verdict(load['peak_mb'] <= LOAD_GOAL_MB)}"
-            )
+            goal = f"csv: {goal_verdict(load)}; arrow: {goal_verdict(arrow)}"
         else:
             goal = "-"
+        ratio = f"{arrow['seconds'] / floor['seconds']:>7.2f}" if arrow else f"{'n/a':>7}"
         print(
-            f"{rows:>10,} {path.stat().st_size / 1e6:>7.1f} | {load['seconds']:>7.3f} "
-            f"{cpu(load):>7} {load['peak_mb']:>8.1f} {net(load):>7} | "
-            f"{floor['seconds']:>12.3f} {cpu(floor):>7} {floor['peak_mb']:>8.1f} {net(floor):>7} | "
-            f"{load['seconds'] / floor['seconds']:>7.2f} | {reader['seconds']:>12.3f} | {goal}"
+            f"{rows:>10,} {path.stat().st_size / 1e6:>7.1f} | {load_figures(load, width)} | "
+            f"{load_figures(arrow, width)} | {load_figures(floor, width)} | {ratio} | "
+            f"{reader['seconds']:>12.3f} | {goal}"
         )
         baselines += [load["before_mb"], floor["before_mb"]]
-        if {load["rows"], floor["rows"], reader["rows"]} != {rows}:
-            print(f"  !! rows read: load {load['rows']}, DictReader {floor['rows']}, want {rows}")
+        if arrow:
+            baselines.append(arrow["before_mb"])
+        counts = {load["rows"], floor["rows"], reader["rows"]} | (
+            {arrow["rows"]} if arrow else set()
+        )
+        if counts != {rows}:
+            print(f"  !! rows read: csv {load['rows']}, DictReader {floor['rows']}, want {rows}")
     print(
         f"(peak RSS is the whole child process: interpreter and imports were "
         f"{min(baselines):.0f}-{max(baselines):.0f} MB before the measured work; "
         f"(net) = peak minus that)"
+    )
+    print(
+        "(csv path: LESTATS_CSV_PARSER=csv; arrow path: the default with pyarrow installed, "
+        "its import included in its figures)"
     )
     print("(csv.reader s: iterating plain csv.reader rows, the floor of a csv-module loader)")
     print("((cpu) = user + system CPU seconds of the same runs, steadier on a busy machine)")
