@@ -27,7 +27,7 @@ WRITE_INTERVAL = 0.05
 class UTCFormatter(logging.Formatter):
     """Timestamps in UTC (`time.gmtime`), ISO 8601 with a Z."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # typeshed wants localtime's signature
 
 
 class _DequeHandler(logging.Handler):

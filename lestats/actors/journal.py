@@ -106,7 +106,7 @@ class Journal:
 
         Raises OSError if the new file cannot be written; the old one is then still in use.
         """
-        lines = [{"next": next_id}]
+        lines: list[dict[str, object]] = [{"next": next_id}]
         lines.extend(_submitted(job_id, query) for job_id, query in unfinished)
         lines.extend({"failed": job_id, "reason": reason} for job_id, reason in failed.items())
         temporary = self.path.with_name(self.path.name + ".tmp")

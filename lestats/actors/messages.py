@@ -11,10 +11,9 @@ Job ids are ints inside the engine; `jobs.format_job_id` gives the public `job_i
 from __future__ import annotations
 
 import logging
-import queue
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import pykka
@@ -46,7 +45,15 @@ def refuse(reply: Future[T], error: BaseException) -> None:
         log.debug("reply already settled or cancelled: %r", reply)
 
 
-def refuse_queued(inbox: queue.Queue[Any], error: BaseException) -> None:
+class _Inbox(Protocol):
+    """What `refuse_queued` needs of an actor's inbox (pykka's `ActorInbox`)."""
+
+    def put(self, envelope: Any, /) -> None: ...  # noqa: ANN401
+    def get(self) -> Any: ...  # noqa: ANN401
+    def empty(self) -> bool: ...
+
+
+def refuse_queued(inbox: _Inbox, error: BaseException) -> None:
     """Refuse every request still queued in a stopping actor's `inbox`.
 
     pykka drops the messages left behind a stop; a request among them would leave its sender
@@ -54,11 +61,8 @@ def refuse_queued(inbox: queue.Queue[Any], error: BaseException) -> None:
     into the inbox for pykka to answer as it always does.
     """
     others = []
-    while True:
-        try:
-            envelope = inbox.get_nowait()
-        except queue.Empty:
-            break
+    while not inbox.empty():  # only the stopping actor's own thread takes from its inbox
+        envelope = inbox.get()
         reply = getattr(envelope.message, "reply", None)
         if isinstance(reply, Future):
             refuse(reply, error)

@@ -99,7 +99,7 @@ class Dataset:
         raw: defaultdict[GroupKey, list[float | str | None]] = defaultdict(list)
         rows = 0
         for question, state, value, *rest in records:
-            raw[(question, state, *rest)].append(value)  # type: ignore[arg-type]
+            raw[(question, state, *rest)].append(value)  # type: ignore[index]
             rows += 1
         return cls.from_raw_groups(raw, source=source, rows_read=rows, rows_skipped=0)
 

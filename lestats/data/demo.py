@@ -27,7 +27,7 @@ import random
 import sys
 import tempfile
 from array import array
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -679,7 +679,7 @@ def write_demo_csv(
     temp = pathlib.Path(temp_name)
     try:
         with contextlib.ExitStack() as stack:
-            binary = stack.enter_context(temp.open("wb"))
+            binary: BinaryIO | gzip.GzipFile = stack.enter_context(temp.open("wb"))
             if target.name.endswith(".gz"):
                 binary = stack.enter_context(
                     gzip.GzipFile(

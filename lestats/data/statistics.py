@@ -8,7 +8,7 @@ rows answers `{}` everywhere; values are always floats.
 from __future__ import annotations
 
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lestats.data.questions import best_is_min
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from lestats.data.dataset import Dataset, Ranking
     from lestats.data.query import Query
 
-Result = dict[str, object]
+Result = dict[str, Any]
 
 
 def states_mean(dataset: Dataset, query: Query) -> Result:

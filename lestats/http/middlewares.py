@@ -81,6 +81,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def log_and_map_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Log entry and exit of every request; answer every failure as JSON, never a traceback."""
     started = time.perf_counter()
+    response: web.StreamResponse
     try:
         body = await request.read() if request.body_exists else b""
     except web.HTTPException as exc:

@@ -87,10 +87,7 @@ async def _wait_for(
 ) -> JobOutcome:
     """Wait for the job to finish, at most `seconds`, and no longer than the server lives."""
     waiting = asyncio.ensure_future(engine.wait_async(job_id, seconds))
-    if closing.is_set():
-        closed = asyncio.ensure_future(asyncio.sleep(0))
-    else:
-        closed = asyncio.ensure_future(closing.wait())
+    closed = asyncio.ensure_future(closing.wait())
     try:
         await asyncio.wait((waiting, closed), return_when=asyncio.FIRST_COMPLETED)
     finally:
