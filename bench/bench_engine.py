@@ -207,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = load_lines(iter_demo_lines(), source="demo")
     print(f"demo dataset: {dataset.rows} rows, loaded in {time.perf_counter() - began:.2f} s")
 
-    scratch = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=REPO))
+    (REPO / ".bench-tmp").mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=REPO / ".bench-tmp"))
     rows = []
     try:
         asks = ask_rate(trips)

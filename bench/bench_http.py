@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import loadgen
+from bench.loadgen import ms, verdict
 from bench.servers import (
     BENCH_TMP,
     CpuMeter,
@@ -81,7 +82,7 @@ class Results:
             )
         print(
             f"  {row.name:<22} {row.jobs:>6} jobs in {row.elapsed:5.1f} s: "
-            f"{row.jobs_per_s:7.0f} jobs/s, p99 {_ms(row.latency(0.99))} ms, "
+            f"{row.jobs_per_s:7.0f} jobs/s, p99 {ms(row.latency(0.99))} ms, "
             f"{row.error_count} errors",
             flush=True,
         )
@@ -91,9 +92,10 @@ class Results:
         """The last row called `name`."""
         return next((r for r in reversed(self.rows) if r.name == name), None)
 
-
-def _ms(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1000:.2f}"
+    def stopped(self, server: ServerProcess) -> None:
+        """Note how a stopped server ended; an unclean end is a failure too."""
+        self.notes.append(server.stop_report())
+        self.failures += server.stop_failures()
 
 
 async def measure(server: ServerProcess, run: Awaitable[loadgen.Figures]) -> loadgen.Figures:
@@ -101,13 +103,7 @@ async def measure(server: ServerProcess, run: Awaitable[loadgen.Figures]) -> loa
     reset_peak(server.pid)
     meter = CpuMeter(server.pid)
     figures = await run
-    use = meter.read()
-    return figures.measured(
-        peak_rss_kb=server.sample().peak_kb,
-        server_cpu=use.server,
-        client_cpu=use.client,
-        others_busy=use.others,
-    )
+    return figures.measured(meter.read(), peak_rss_kb=server.sample().peak_kb)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +130,7 @@ async def run_demo(plan: Plan, workdir: Path, results: Results) -> None:
             f"demo-data server ready {ours.startup_seconds:.2f} s after launch "
             f"(bare: {bare.startup_seconds:.2f} s); RSS {mb(ours.sample().rss_kb):.0f} MB"
         )
-        async with loadgen.new_session() as session:
-            workload = await loadgen.discover(session, ours.url)
+        workload = await loadgen.discover(ours.url)
         await warm_up(plan, bare, ours, workload)
         if "closed" in plan.scenarios:
             for clients in plan.clients:
@@ -159,9 +154,7 @@ async def run_demo(plan: Plan, workdir: Path, results: Results) -> None:
         if "bigdata" in plan.scenarios and plan.big_rows > 0:
             await run_big_data(plan, workdir, bare, results)
     for server in (bare, ours):
-        results.notes.append(server.stop_report())
-        if server.returncode != 0:
-            results.failures.append(server.stop_report())
+        results.stopped(server)
 
 
 async def burst_scenario(
@@ -314,8 +307,7 @@ async def run_big_data(plan: Plan, workdir: Path, bare: ServerProcess, results: 
             f"(load time, interpreter start included); RSS after load "
             f"{mb(loaded.rss_kb):.0f} MB, peak during load {mb(loaded.peak_kb):.0f} MB"
         )
-        async with loadgen.new_session() as session:
-            workload = await loadgen.discover(session, server.url)
+        workload = await loadgen.discover(server.url)
         await loadgen.closed_loop(
             server.url, 8, plan.warmup, workload=workload, time_limit=plan.time_limit
         )
@@ -329,13 +321,7 @@ async def run_big_data(plan: Plan, workdir: Path, bare: ServerProcess, results: 
             modes=("poll",),
             label=label,
         )
-    results.notes.append(server.stop_report())
-    if server.returncode != 0:
-        results.failures.append(server.stop_report())
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
+    results.stopped(server)
 
 
 def goals(results: Results) -> list[str]:
@@ -351,7 +337,7 @@ def goals(results: Results) -> list[str]:
             f"job cost, C={c}, 1 ms polling: {cost:.2f} bare POST+GET pairs "
             f"(bare {bare.jobs_per_s:.0f} pairs/s, ours {poll.jobs_per_s:.0f} jobs/s, "
             f"{poll.polls_per_job:.2f} GETs/job)  goal <= {GOAL_COST:.1f}: "
-            f"{_verdict(cost <= GOAL_COST)}"
+            f"{verdict(cost <= GOAL_COST)}"
         )
         if wait and wait.jobs_per_s > 0:
             lines.append(
@@ -369,35 +355,35 @@ def goals(results: Results) -> list[str]:
         lines.append(
             f"p99 end-to-end, C={c}, 1 ms polling: {p99 * 1000:.2f} ms "
             f"(bare pair p99 {bare.latency(0.99) * 1000 if bare else math.nan:.2f} ms)  "
-            f"goal <= {GOAL_P99 * 1000:.0f} ms: {_verdict(p99 <= GOAL_P99)}"
+            f"goal <= {GOAL_P99 * 1000:.0f} ms: {verdict(p99 <= GOAL_P99)}"
         )
     if wait:
         lines.append(
-            f"end-to-end with long-poll, C={c}: p50 {_ms(wait.latency(0.5))} ms, "
-            f"p99 {_ms(wait.latency(0.99))} ms "
-            f"(bare pair: p50 {_ms(bare.latency(0.5)) if bare else '-'} ms, "
-            f"p99 {_ms(bare.latency(0.99)) if bare else '-'} ms)"
+            f"end-to-end with long-poll, C={c}: p50 {ms(wait.latency(0.5))} ms, "
+            f"p99 {ms(wait.latency(0.99))} ms "
+            f"(bare pair: p50 {ms(bare.latency(0.5)) if bare else '-'} ms, "
+            f"p99 {ms(bare.latency(0.99)) if bare else '-'} ms)"
         )
     for lp in results.longpolls:
         p99 = lp.excess(0.99)
         lines.append(
             f"long-poll answer after job end, C={lp.clients}: "
-            f"p50 {_ms(lp.excess(0.5))} ms, p99 {_ms(p99)} ms "
-            f"(GET ?wait p50 {_ms(loadgen.percentile(lp.waits, 0.5))} / p99 "
-            f"{_ms(loadgen.percentile(lp.waits, 0.99))} ms minus plain GET p50 "
-            f"{_ms(loadgen.percentile(lp.plains, 0.5))} ms; paired p50 "
-            f"{_ms(loadgen.percentile(lp.paired, 0.5))} / p99 "
-            f"{_ms(loadgen.percentile(lp.paired, 0.99))} ms; {len(lp.waits)} samples)  "
-            f"goal <= {GOAL_LONGPOLL * 1000:.0f} ms: {_verdict(p99 <= GOAL_LONGPOLL)}"
+            f"p50 {ms(lp.excess(0.5))} ms, p99 {ms(p99)} ms "
+            f"(GET ?wait p50 {ms(loadgen.percentile(lp.waits, 0.5))} / p99 "
+            f"{ms(loadgen.percentile(lp.waits, 0.99))} ms minus plain GET p50 "
+            f"{ms(loadgen.percentile(lp.plains, 0.5))} ms; paired p50 "
+            f"{ms(loadgen.percentile(lp.paired, 0.5))} / p99 "
+            f"{ms(loadgen.percentile(lp.paired, 0.99))} ms; {len(lp.waits)} samples)  "
+            f"goal <= {GOAL_LONGPOLL * 1000:.0f} ms: {verdict(p99 <= GOAL_LONGPOLL)}"
         )
     if poll:
         low, high = (poll.jobs_per_s / f for f in FLASK_JOBS_PER_S)
         target = GOAL_FLASK_FACTOR * FLASK_JOBS_PER_S[1]
         lines.append(
             f"vs Flask/thread-pool (78-117 jobs/s, p50 266-411 ms), C={c}: "
-            f"{high:.1f}x-{low:.1f}x, p50 {_ms(poll.latency(0.5))} ms  goal >= "
+            f"{high:.1f}x-{low:.1f}x, p50 {ms(poll.latency(0.5))} ms  goal >= "
             f"{GOAL_FLASK_FACTOR:.0f}x ({target:.0f} jobs/s): "
-            f"{_verdict(poll.jobs_per_s >= target)}"
+            f"{verdict(poll.jobs_per_s >= target)}"
         )
     return lines
 
@@ -424,7 +410,7 @@ def report(results: Results, plan: Plan, wall: float) -> str:
     parts += ["", "goals (C=32, demo data):", *(f"  {g}" for g in goals(results))]
     parts += ["", "notes:", *(f"  {n}" for n in results.notes)]
     if results.failures:
-        parts += ["", "SERVER MISBEHAVIOUR:", *(f"  {f}" for f in results.failures)]
+        parts.append(loadgen.format_failures(results.failures))
     return "\n".join(parts)
 
 

@@ -7,30 +7,32 @@ started with `--max-pending 200`. Expected: some 503s, each with `Retry-After`; 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bench import loadgen
-from bench.servers import ServerProcess, lestats_server, mb, reset_peak, scratch_dir
-from bench.soak import num_jobs, settled
+from bench import loadgen, option, parse_plan
+from bench.servers import at_rest, mb, reset_peak, scratch_lestats, settled, watching
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from bench.servers import ProcSample
+
+WATCH_EVERY = 0.25
+"""Seconds between two looks at the server's `num_jobs` and RSS while flooding."""
+
 
 @dataclass(frozen=True, slots=True)
 class FloodPlan:
-    """The command line."""
+    """Flood the server with POSTs against a low --max-pending."""
 
-    posts: int
-    concurrency: int
-    max_pending: int
-    time_limit: float
-    workers: int
+    posts: int = option(50_000, "POSTs to send")
+    concurrency: int = option(256, "connections")
+    max_pending: int = option(200, "server --max-pending")
+    time_limit: float = option(600.0, "seconds at most")
+    workers: int = option(2, "server --workers")
 
 
 @dataclass(slots=True)
@@ -41,71 +43,49 @@ class Watch:
     max_rss_kb: int = 0
     samples: int = 0
 
-
-async def watcher(server: ServerProcess, watch: Watch, every: float = 0.25) -> None:
-    """Sample `num_jobs` and RSS every `every` seconds until cancelled."""
-    async with loadgen.new_session() as session:
-        while True:
-            pending = await num_jobs(session, server.url)
-            watch.max_num_jobs = max(watch.max_num_jobs, pending or 0)
-            watch.max_rss_kb = max(watch.max_rss_kb, server.sample().rss_kb)
-            watch.samples += 1
-            await asyncio.sleep(every)
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
+    def record(self, pending: int | None, proc: ProcSample) -> None:
+        """Take one look at the server into account."""
+        self.max_num_jobs = max(self.max_num_jobs, pending or 0)
+        self.max_rss_kb = max(self.max_rss_kb, proc.rss_kb)
+        self.samples += 1
 
 
 async def run_flood(plan: FloodPlan) -> int:
     """Flood, collect, print; 0 unless the server misbehaved."""
-    failures: list[str] = []
-    with scratch_dir("flood-") as workdir:
-        server = lestats_server(workdir, workers=plan.workers, max_pending=plan.max_pending)
-        async with server:
-            async with loadgen.new_session() as session:
-                workload = await loadgen.discover(session, server.url)
-            start = await settled(server)
-            reset_peak(server.pid)
-            print(
-                f"flood: {plan.posts} POSTs from {plan.concurrency} connections, server "
-                f"--max-pending {plan.max_pending} --workers {plan.workers}",
-                flush=True,
-            )
-            watch = Watch()
-            task = asyncio.create_task(watcher(server, watch))
+    async with scratch_lestats(
+        "flood-", workers=plan.workers, max_pending=plan.max_pending
+    ) as server:
+        workload = await loadgen.discover(server.url)
+        start = await settled(server)
+        reset_peak(server.pid)
+        print(
+            f"flood: {plan.posts} POSTs from {plan.concurrency} connections, server "
+            f"--max-pending {plan.max_pending} --workers {plan.workers}",
+            flush=True,
+        )
+        watch = Watch()
+        async with watching(server, WATCH_EVERY, watch.record, at_once=True):
             began = time.perf_counter()
-            try:
-                figures = await loadgen.flood(
-                    server.url,
-                    plan.posts,
-                    plan.concurrency,
-                    time_limit=plan.time_limit,
-                    workload=workload,
-                )
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            total = time.perf_counter() - began
-            async with loadgen.new_session() as session:
-                pending = await num_jobs(session, server.url)
-            end = await settled(server)
-        lines, failures = _report(plan, figures, watch, pending, total)
-        lines += [
-            (
-                f"  server RSS: start {mb(start.rss_kb):.1f} MB, peak {mb(end.peak_kb):.1f} MB "
-                f"(+{mb(end.peak_kb - start.rss_kb):.1f}), end {mb(end.rss_kb):.1f} MB; fds start "
-                f"{start.fds}, end {end.fds}"
-            ),
-            f"  {server.stop_report()}",
-        ]
-        if server.returncode != 0:
-            failures.append(server.stop_report())
+            figures = await loadgen.flood(
+                server.url,
+                plan.posts,
+                plan.concurrency,
+                time_limit=plan.time_limit,
+                workload=workload,
+            )
+        total = time.perf_counter() - began
+        pending, end = await at_rest(server)
+    lines, failures = _report(plan, figures, watch, pending, total)
+    lines += [
+        (
+            f"  server RSS: start {mb(start.rss_kb):.1f} MB, peak {mb(end.peak_kb):.1f} MB "
+            f"(+{mb(end.peak_kb - start.rss_kb):.1f}), end {mb(end.rss_kb):.1f} MB; fds start "
+            f"{start.fds}, end {end.fds}"
+        ),
+        f"  {server.stop_report()}",
+    ]
     print("\n".join(lines))
-    if failures:
-        print("\nSERVER MISBEHAVIOUR:\n" + "\n".join(f"  {f}" for f in failures))
-    return 1 if failures else 0
+    return loadgen.exit_status(failures + server.stop_failures())
 
 
 def _report(
@@ -149,19 +129,19 @@ def _report(
             f"{loadgen.percentile(lat, 0.99) * 1000:.2f} ms, max "
             f"{loadgen.percentile(lat, 1.0) * 1000:.2f} ms"
         ),
-        f"  some 503, every one with Retry-After: {_verdict(some_503)}",
+        f"  some 503, every one with Retry-After: {loadgen.verdict(some_503)}",
         (
             f"  accepted jobs by final status: {figures.finals}; every accepted job done: "
-            f"{_verdict(figures.all_done)}"
+            f"{loadgen.verdict(figures.all_done)}"
         ),
         (
             f"  accepted ids: {figures.distinct_ids} distinct, range {figures.id_range}, "
-            f"consecutive: {_verdict(figures.ids_contiguous)}"
+            f"consecutive: {loadgen.verdict(figures.ids_contiguous)}"
         ),
         (
             f"  num_jobs: max seen {watch.max_num_jobs} ({watch.samples} samples; limit "
             f"{plan.max_pending}), at the end {pending}: "
-            f"{_verdict(pending == 0 and watch.max_num_jobs <= plan.max_pending)}"
+            f"{loadgen.verdict(pending == 0 and watch.max_num_jobs <= plan.max_pending)}"
         ),
     ]
     if not figures.rejected:
@@ -172,31 +152,9 @@ def _report(
     return lines, failures
 
 
-def parse_args(argv: Sequence[str] | None = None) -> FloodPlan:
-    """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.flood",
-        description="Flood the server with POSTs against a low --max-pending.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--posts", type=int, default=50_000, help="POSTs to send")
-    parser.add_argument("--concurrency", type=int, default=256, help="connections")
-    parser.add_argument("--max-pending", type=int, default=200, help="server --max-pending")
-    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds at most")
-    parser.add_argument("--workers", type=int, default=2, help="server --workers")
-    args = parser.parse_args(argv)
-    return FloodPlan(
-        posts=args.posts,
-        concurrency=args.concurrency,
-        max_pending=args.max_pending,
-        time_limit=args.time_limit,
-        workers=args.workers,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the flood."""
-    return asyncio.run(run_flood(parse_args(argv)))
+    return asyncio.run(run_flood(parse_plan(FloodPlan, argv, prog="python -m bench.flood")))
 
 
 if __name__ == "__main__":

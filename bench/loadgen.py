@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -36,23 +37,19 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from lestats.data.query import ENDPOINTS, NEEDS_STATE
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
-ENDPOINTS: tuple[str, ...] = (
-    "states_mean",
-    "state_mean",
-    "best5",
-    "worst5",
-    "global_mean",
-    "diff_from_mean",
-    "state_diff_from_mean",
-    "mean_by_category",
-    "state_mean_by_category",
-)
-"""The nine job endpoints of spec §3."""
+    from bench.servers import CpuUse
 
-STATE_ENDPOINTS = frozenset({"state_mean", "state_diff_from_mean", "state_mean_by_category"})
+    Step = Callable[[str, bytes, float], Awaitable[None]]
+    """What a client does with one job: `step(endpoint, body, began)`, `began` its start time."""
+    Poster = Callable[[aiohttp.ClientSession, str, str, bytes, float], Awaitable[str | None]]
+    """POST one job, counted: `post(session, base, endpoint, body, began)`; its id if accepted."""
+
+STATE_ENDPOINTS = frozenset(endpoint for endpoint, needs in NEEDS_STATE.items() if needs)
 """The endpoints whose body carries a `state`."""
 
 WAIT_SECONDS = 5
@@ -95,14 +92,28 @@ def new_session() -> aiohttp.ClientSession:
 
 
 @contextlib.asynccontextmanager
-async def _session_scope(
+async def session_scope(
     session: aiohttp.ClientSession | None,
 ) -> AsyncIterator[aiohttp.ClientSession]:
+    """`session` itself, or else a fresh one from `new_session` for the block."""
     if session is not None:
         yield session
         return
     async with new_session() as fresh:
         yield fresh
+
+
+@contextlib.asynccontextmanager
+async def _client_scope(
+    base_url: str, session: aiohttp.ClientSession | None, workload: Workload | None
+) -> AsyncIterator[tuple[str, aiohttp.ClientSession, Workload]]:
+    """The checked base URL, a session (`session` or a fresh one) and what to ask.
+
+    What to ask is `workload`, or else everything the server lists (see `discover`).
+    """
+    base = require_loopback(base_url)
+    async with session_scope(session) as s:
+        yield base, s, workload if workload is not None else await discover(base, s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,15 +141,16 @@ BARE_WORKLOAD = Workload(
 """The bare server's only job: `best5` with a real question in the body."""
 
 
-async def discover(session: aiohttp.ClientSession, base_url: str) -> Workload:
+async def discover(base_url: str, session: aiohttp.ClientSession | None = None) -> Workload:
     """All nine endpoints with the questions and states the server itself lists."""
     base = require_loopback(base_url)
-    async with session.get(f"{base}/api/questions") as resp:
-        resp.raise_for_status()
-        questions = (await resp.json())["data"]
-    async with session.get(f"{base}/api/states") as resp:
-        resp.raise_for_status()
-        states = (await resp.json())["data"]
+    async with session_scope(session) as s:
+        async with s.get(f"{base}/api/questions") as resp:
+            resp.raise_for_status()
+            questions = (await resp.json())["data"]
+        async with s.get(f"{base}/api/states") as resp:
+            resp.raise_for_status()
+            states = (await resp.json())["data"]
     return Workload(
         endpoints=ENDPOINTS,
         questions=tuple(questions["best_is_min"]) + tuple(questions["best_is_max"]),
@@ -237,21 +249,14 @@ class Figures:
             return math.nan
         return self.server_cpu / self.jobs
 
-    def measured(
-        self,
-        *,
-        peak_rss_kb: int | None = None,
-        server_cpu: float | None = None,
-        client_cpu: float | None = None,
-        others_busy: float | None = None,
-    ) -> Figures:
-        """The same figures with what was measured on the server and the machine."""
+    def measured(self, cpu: CpuUse, *, peak_rss_kb: int | None) -> Figures:
+        """The same figures with the server's peak RSS and the CPU `cpu` saw spent meanwhile."""
         return dataclasses.replace(
             self,
             peak_rss_kb=peak_rss_kb,
-            server_cpu=server_cpu,
-            client_cpu=client_cpu,
-            others_busy=others_busy,
+            server_cpu=cpu.server,
+            client_cpu=cpu.client,
+            others_busy=cpu.others,
         )
 
 
@@ -293,14 +298,36 @@ async def _read(response: aiohttp.ClientResponse) -> bytes:
     return await response.read()
 
 
-async def _post(
-    session: aiohttp.ClientSession, base: str, endpoint: str, body: bytes, tally: Tally
-) -> str | None:
-    """POST one job; its id, or None after counting why not."""
-    tally.posts += 1
+async def _send(
+    session: aiohttp.ClientSession, base: str, endpoint: str, body: bytes
+) -> tuple[int, bytes, str]:
+    """POST one job: the answer's status, body and `Retry-After` header (empty when absent)."""
     async with session.post(f"{base}/api/{endpoint}", data=body, headers=_JSON_HEADERS) as resp:
         raw = await _read(resp)
-        status = resp.status
+        return resp.status, raw, resp.headers.get("Retry-After", "")
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, params: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """GET `url`: the answer's status and body."""
+    async with session.get(url, params=params) as resp:
+        raw = await _read(resp)
+        return resp.status, raw
+
+
+async def _post(
+    session: aiohttp.ClientSession,
+    base: str,
+    endpoint: str,
+    body: bytes,
+    began: float,
+    *,
+    tally: Tally,
+) -> str | None:
+    """POST one job begun at `began`: its id (the round trip timed), or None, counted why."""
+    tally.posts += 1
+    status, raw, _ = await _send(session, base, endpoint, body)
     if status != 200:
         tally.errors[f"POST {status}"] += 1
         return None
@@ -310,6 +337,7 @@ async def _post(
         return None
     tally.accepted += 1
     tally.ids.add(job_id)
+    tally.post_latencies.append(time.perf_counter() - began)
     return job_id
 
 
@@ -329,9 +357,7 @@ async def _until_done(
         url += f"?wait={WAIT_SECONDS}"
     while True:
         tally.polls += 1
-        async with session.get(url) as resp:
-            raw = await _read(resp)
-            status = resp.status
+        status, raw = await _get(session, url)
         if status != 200:
             tally.errors[f"GET {status}"] += 1
             return False
@@ -362,6 +388,43 @@ async def _run_bounded(coros: Iterable[object], seconds: float, tally: Tally) ->
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _run_clients(
+    clients: int,
+    jobs: int,
+    workload: Workload,
+    step: Step,
+    *,
+    seed: int,
+    time_limit: float,
+    slack: float,
+    tally: Tally,
+) -> float:
+    """`clients` clients share `jobs` jobs drawn from `workload`; each does `step` on one at a time.
+
+    A client stops when the jobs run out or `time_limit` seconds have passed since the start; a
+    step that fails is counted by exception type and followed by a short pause. Past
+    `time_limit + slack` seconds the clients are cancelled. Returns the start time.
+    """
+    tickets = iter(range(jobs))
+    started = time.perf_counter()
+    deadline = started + time_limit
+
+    async def client(index: int) -> None:
+        rng = random.Random(f"{seed}:{index}")
+        for _ in tickets:
+            if time.perf_counter() >= deadline:
+                break
+            endpoint, body = workload.pick(rng)
+            try:
+                await step(endpoint, body, time.perf_counter())
+            except _FAILURES as exc:
+                tally.failed(exc)
+                await asyncio.sleep(ERROR_PAUSE)
+
+    await _run_bounded((client(i) for i in range(clients)), time_limit + slack, tally)
+    return started
+
+
 async def closed_loop(
     base_url: str,
     clients: int,
@@ -384,46 +447,36 @@ async def closed_loop(
     """
     if mode not in {"poll", "wait"}:
         raise ValueError(f"mode must be 'poll' or 'wait', not {mode!r}")
-    base = require_loopback(base_url)
     counts = tally if tally is not None else Tally()
-    async with _session_scope(session) as s:
-        chosen = workload if workload is not None else await discover(s, base)
-        tickets = iter(range(jobs))
-        started = time.perf_counter()
-        deadline = started + time_limit
+    async with _client_scope(base_url, session, workload) as (base, s, chosen):
 
-        async def client(index: int) -> None:
-            rng = random.Random(f"{seed}:{index}")
-            for _ in tickets:
-                if time.perf_counter() >= deadline:
-                    break
-                endpoint, body = chosen.pick(rng)
-                began = time.perf_counter()
-                try:
-                    job_id = await _post(s, base, endpoint, body, counts)
-                    if job_id is None:
-                        await asyncio.sleep(ERROR_PAUSE)
-                        continue
-                    counts.post_latencies.append(time.perf_counter() - began)
-                    done = await _until_done(
-                        s,
-                        base,
-                        job_id,
-                        mode=mode,
-                        poll_interval=poll_interval,
-                        deadline=began + job_timeout,
-                        tally=counts,
-                    )
-                except _FAILURES as exc:
-                    counts.failed(exc)
-                    await asyncio.sleep(ERROR_PAUSE)
-                    continue
-                if done:
-                    counts.latencies.append(time.perf_counter() - began)
-                    counts.jobs += 1
+        async def step(endpoint: str, body: bytes, began: float) -> None:
+            job_id = await _post(s, base, endpoint, body, began, tally=counts)
+            if job_id is None:
+                await asyncio.sleep(ERROR_PAUSE)
+                return
+            done = await _until_done(
+                s,
+                base,
+                job_id,
+                mode=mode,
+                poll_interval=poll_interval,
+                deadline=began + job_timeout,
+                tally=counts,
+            )
+            if done:
+                counts.latencies.append(time.perf_counter() - began)
+                counts.jobs += 1
 
-        await _run_bounded(
-            (client(i) for i in range(clients)), time_limit + job_timeout + _GRACE, counts
+        started = await _run_clients(
+            clients,
+            jobs,
+            chosen,
+            step,
+            seed=seed,
+            time_limit=time_limit,
+            slack=job_timeout + _GRACE,
+            tally=counts,
         )
         elapsed = time.perf_counter() - started
     label = name or f"{mode} C={clients}"
@@ -438,9 +491,7 @@ async def _final_state(
     while True:
         wait = max(0.1, min(float(WAIT_SECONDS), deadline - time.perf_counter()))
         tally.polls += 1
-        async with session.get(url, params={"wait": f"{wait:.3f}"}) as resp:
-            raw = await _read(resp)
-            status = resp.status
+        status, raw = await _get(session, url, {"wait": f"{wait:.3f}"})
         if status != 200:
             return f"GET {status}"
         state = result_status(raw)
@@ -479,6 +530,67 @@ async def collect(
     return finals
 
 
+@dataclass(frozen=True, slots=True)
+class _Phases:
+    """Timings and outcome of a post-everything-then-collect run."""
+
+    post_elapsed: float
+    """From the first POST to the last answer."""
+    elapsed: float
+    """From the first POST to the last result collected."""
+    finals: Counter[str]
+    """Accepted jobs by final status."""
+
+
+async def _post_then_collect(
+    base_url: str,
+    n: int,
+    concurrency: int,
+    post: Poster,
+    *,
+    collectors: int,
+    time_limit: float,
+    workload: Workload | None,
+    seed: int,
+    session: aiohttp.ClientSession | None,
+    tally: Tally,
+) -> _Phases:
+    """`post` `n` jobs from `concurrency` clients, then collect every accepted one.
+
+    Both phases end within `time_limit` of the first POST (the collection by long-polls from
+    `collectors` connections).
+    """
+    ids: list[str] = []
+    async with _client_scope(base_url, session, workload) as (base, s, chosen):
+
+        async def step(endpoint: str, body: bytes, began: float) -> None:
+            job_id = await post(s, base, endpoint, body, began)
+            if job_id is not None:
+                ids.append(job_id)
+
+        started = await _run_clients(
+            concurrency,
+            n,
+            chosen,
+            step,
+            seed=seed,
+            time_limit=time_limit,
+            slack=_GRACE,
+            tally=tally,
+        )
+        post_elapsed = time.perf_counter() - started
+        finals = await collect(
+            s,
+            base,
+            ids,
+            concurrency=collectors,
+            deadline=started + time_limit,
+            tally=tally,
+        )
+        elapsed = time.perf_counter() - started
+    return _Phases(post_elapsed, elapsed, finals)
+
+
 async def burst(
     base_url: str,
     n: int,
@@ -495,38 +607,20 @@ async def burst(
     jobs/s counts from the first POST to the last result; POST/s covers the posting phase; the
     latencies are the POST round trips. A job not done at the end counts as an error.
     """
-    base = require_loopback(base_url)
     tally = Tally()
-    ids: list[str] = []
-    async with _session_scope(session) as s:
-        chosen = workload if workload is not None else await discover(s, base)
-        tickets = iter(range(n))
-        started = time.perf_counter()
-        deadline = started + time_limit
-
-        async def poster(index: int) -> None:
-            rng = random.Random(f"{seed}:{index}")
-            for _ in tickets:
-                if time.perf_counter() >= deadline:
-                    break
-                endpoint, body = chosen.pick(rng)
-                began = time.perf_counter()
-                try:
-                    job_id = await _post(s, base, endpoint, body, tally)
-                except _FAILURES as exc:
-                    tally.failed(exc)
-                    await asyncio.sleep(ERROR_PAUSE)
-                    continue
-                if job_id is not None:
-                    tally.post_latencies.append(time.perf_counter() - began)
-                    ids.append(job_id)
-
-        await _run_bounded((poster(i) for i in range(concurrency)), time_limit + _GRACE, tally)
-        post_elapsed = time.perf_counter() - started
-        finals = await collect(
-            s, base, ids, concurrency=concurrency, deadline=deadline, tally=tally
-        )
-        elapsed = time.perf_counter() - started
+    phases = await _post_then_collect(
+        base_url,
+        n,
+        concurrency,
+        functools.partial(_post, tally=tally),
+        collectors=concurrency,
+        time_limit=time_limit,
+        workload=workload,
+        seed=seed,
+        session=session,
+        tally=tally,
+    )
+    finals = phases.finals
     tally.jobs = finals.pop("done", 0)
     for state, count in finals.items():
         tally.errors[f"job {state}" if state in {"error", "running"} else state] += count
@@ -534,8 +628,8 @@ async def burst(
         name or f"burst N={n}",
         concurrency,
         tally,
-        elapsed=elapsed,
-        post_elapsed=post_elapsed,
+        elapsed=phases.elapsed,
+        post_elapsed=phases.post_elapsed,
         kind="post",
     )
 
@@ -595,54 +689,39 @@ async def flood(
 
     Then wait for every accepted job to finish, within `time_limit` of the first POST overall.
     """
-    base = require_loopback(base_url)
     tally = Tally()
     statuses: Counter[str] = Counter()
     missing_retry = 0
-    ids: list[str] = []
-    async with _session_scope(session) as s:
-        chosen = workload if workload is not None else await discover(s, base)
-        tickets = iter(range(n))
-        started = time.perf_counter()
-        deadline = started + time_limit
 
-        async def poster(index: int) -> None:
-            nonlocal missing_retry
-            rng = random.Random(f"{seed}:{index}")
-            for _ in tickets:
-                if time.perf_counter() >= deadline:
-                    break
-                endpoint, body = chosen.pick(rng)
-                began = time.perf_counter()
-                tally.posts += 1
-                try:
-                    async with s.post(
-                        f"{base}/api/{endpoint}", data=body, headers=_JSON_HEADERS
-                    ) as resp:
-                        raw = await _read(resp)
-                        retry_after = resp.headers.get("Retry-After", "")
-                        status = resp.status
-                    job_id = json.loads(raw).get("job_id") if status == 200 else None
-                except _FAILURES as exc:
-                    tally.failed(exc)
-                    await asyncio.sleep(ERROR_PAUSE)
-                    continue
-                tally.post_latencies.append(time.perf_counter() - began)
-                statuses[str(status)] += 1
-                if status == 503 and not (retry_after.isdigit() and int(retry_after) > 0):
-                    missing_retry += 1
-                if isinstance(job_id, str):
-                    tally.accepted += 1
-                    tally.ids.add(job_id)
-                    ids.append(job_id)
+    async def post(
+        session: aiohttp.ClientSession, base: str, endpoint: str, body: bytes, began: float
+    ) -> str | None:
+        nonlocal missing_retry
+        tally.posts += 1
+        status, raw, retry_after = await _send(session, base, endpoint, body)
+        job_id = json.loads(raw).get("job_id") if status == 200 else None
+        tally.post_latencies.append(time.perf_counter() - began)
+        statuses[str(status)] += 1
+        if status == 503 and not (retry_after.isdigit() and int(retry_after) > 0):
+            missing_retry += 1
+        if not isinstance(job_id, str):
+            return None
+        tally.accepted += 1
+        tally.ids.add(job_id)
+        return job_id
 
-        await _run_bounded((poster(i) for i in range(concurrency)), time_limit + _GRACE, tally)
-        post_elapsed = time.perf_counter() - started
-        collect_started = time.perf_counter()
-        finals = await collect(
-            s, base, ids, concurrency=min(concurrency, 64), deadline=deadline, tally=tally
-        )
-        collect_elapsed = time.perf_counter() - collect_started
+    phases = await _post_then_collect(
+        base_url,
+        n,
+        concurrency,
+        post,
+        collectors=min(concurrency, 64),
+        time_limit=time_limit,
+        workload=workload,
+        seed=seed,
+        session=session,
+        tally=tally,
+    )
     numbers = [k for k in (_job_number(i) for i in tally.ids) if k is not None]
     rejected = statuses.pop("503", 0)
     statuses.pop("200", None)
@@ -655,9 +734,9 @@ async def flood(
         errors=dict(tally.errors),
         distinct_ids=len(tally.ids),
         id_range=(min(numbers), max(numbers)) if numbers else None,
-        post_elapsed=post_elapsed,
-        collect_elapsed=collect_elapsed,
-        finals=dict(finals),
+        post_elapsed=phases.post_elapsed,
+        collect_elapsed=phases.elapsed - phases.post_elapsed,
+        finals=dict(phases.finals),
         post_latencies=tuple(sorted(tally.post_latencies)),
     )
 
@@ -691,51 +770,42 @@ async def longpoll_latency(
     session: aiohttp.ClientSession | None = None,
 ) -> LongPollFigures:
     """Each client: POST, at once `GET ?wait=5` (timed), then a plain GET of the job (timed)."""
-    base = require_loopback(base_url)
     tally = Tally()
     waits: list[float] = []
     plains: list[float] = []
     paired: list[float] = []
-    async with _session_scope(session) as s:
-        chosen = workload if workload is not None else await discover(s, base)
-        tickets = iter(range(samples))
-        deadline = time.perf_counter() + time_limit
+    async with _client_scope(base_url, session, workload) as (base, s, chosen):
 
         async def timed_get(url: str) -> tuple[float, str]:
             began = time.perf_counter()
-            async with s.get(url) as resp:
-                raw = await _read(resp)
-                status = resp.status
+            status, raw = await _get(s, url)
             took = time.perf_counter() - began
             return took, result_status(raw) if status == 200 else f"GET {status}"
 
-        async def client(index: int) -> None:
-            rng = random.Random(f"{seed}:{index}")
-            for _ in tickets:
-                if time.perf_counter() >= deadline:
-                    break
-                endpoint, body = chosen.pick(rng)
-                try:
-                    job_id = await _post(s, base, endpoint, body, tally)
-                    if job_id is None:
-                        await asyncio.sleep(ERROR_PAUSE)
-                        continue
-                    url = f"{base}/api/get_results/{job_id}"
-                    wait, state = await timed_get(f"{url}?wait={WAIT_SECONDS}")
-                    plain, again = await timed_get(url)
-                except _FAILURES as exc:
-                    tally.failed(exc)
-                    await asyncio.sleep(ERROR_PAUSE)
-                    continue
-                if state != "done" or again != "done":
-                    tally.errors[f"long-poll {state}, then {again}"] += 1
-                    continue
-                waits.append(wait)
-                plains.append(plain)
-                paired.append(wait - plain)
+        async def step(endpoint: str, body: bytes, began: float) -> None:
+            job_id = await _post(s, base, endpoint, body, began, tally=tally)
+            if job_id is None:
+                await asyncio.sleep(ERROR_PAUSE)
+                return
+            url = f"{base}/api/get_results/{job_id}"
+            wait, state = await timed_get(f"{url}?wait={WAIT_SECONDS}")
+            plain, again = await timed_get(url)
+            if state != "done" or again != "done":
+                tally.errors[f"long-poll {state}, then {again}"] += 1
+                return
+            waits.append(wait)
+            plains.append(plain)
+            paired.append(wait - plain)
 
-        await _run_bounded(
-            (client(i) for i in range(clients)), time_limit + REQUEST_TIMEOUT + _GRACE, tally
+        await _run_clients(
+            clients,
+            samples,
+            chosen,
+            step,
+            seed=seed,
+            time_limit=time_limit,
+            slack=REQUEST_TIMEOUT + _GRACE,
+            tally=tally,
         )
     return LongPollFigures(
         clients=clients,
@@ -746,7 +816,8 @@ async def longpoll_latency(
     )
 
 
-def _ms(seconds: float) -> str:
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds with two decimals; `-` for NaN (nothing measured)."""
     return "-" if math.isnan(seconds) else f"{seconds * 1000:.2f}"
 
 
@@ -785,8 +856,8 @@ def format_table(rows: Sequence[Figures], ceilings: Mapping[int, float] | None =
         name = row.name + (" *" if row.latency_kind == "post" else "")
         lines.append(
             f"{name:<22} {row.clients:>4} {row.jobs:>6} {row.jobs_per_s:>7.0f} "
-            f"{row.posts_per_s:>7.0f} {_ms(row.latency(0.5)):>7} {_ms(row.latency(0.9)):>7} "
-            f"{_ms(row.latency(0.99)):>7} {_ms(row.latency(1.0)):>7} "
+            f"{row.posts_per_s:>7.0f} {ms(row.latency(0.5)):>7} {ms(row.latency(0.9)):>7} "
+            f"{ms(row.latency(0.99)):>7} {ms(row.latency(1.0)):>7} "
             f"{row.polls_per_job:>7.2f} {row.error_count:>6} {ids:>6} {rss:>6} {srv:>10} "
             f"{_pct(row.client_cpu, row.elapsed):>5} {others:>5} {cost:>5}"
         )
@@ -800,3 +871,20 @@ def format_errors(rows: Iterable[Figures]) -> str:
         for row in rows
         if row.errors
     )
+
+
+def verdict(ok: bool) -> str:
+    """How a figure fares against its goal."""
+    return "PASS" if ok else "FAIL"
+
+
+def format_failures(failures: Iterable[str]) -> str:
+    """The closing block of a report that found the server misbehaving."""
+    return "\nSERVER MISBEHAVIOUR:\n" + "\n".join(f"  {f}" for f in failures)
+
+
+def exit_status(failures: Sequence[str]) -> int:
+    """Print the failures, if any; 0 when there were none, else 1."""
+    if failures:
+        print(format_failures(failures))
+    return 1 if failures else 0

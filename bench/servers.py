@@ -2,7 +2,8 @@
 
 Every server runs as a subprocess on 127.0.0.1 with port 0; its URL is read from the banner it
 prints once listening. Stopping sends SIGTERM (a drain for the real server), waits a bounded time,
-and kills only if that time runs out, saying so.
+and kills only if that time runs out, saying so. While a load runs, `watching` samples the
+server's `num_jobs` and memory in the background; `at_rest` takes the last look once it is over.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+import aiohttp
+
+from bench import loadgen
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
     from types import TracebackType
+
+    Record = Callable[[int | None, "ProcSample"], None]
+    """What a watch does with each look at the server: `record(num_jobs, sample)`."""
 
 REPO = Path(__file__).resolve().parent.parent
 """The repository root: run.py and the `lestats` package live here."""
@@ -35,6 +43,8 @@ BANNER = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
 START_TIMEOUT = 300.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STOP_TIMEOUT = 60.0
+SETTLE_SECONDS = 3.0
+"""How long to wait for closed client connections to leave the server's fd table."""
 _POLL_SECONDS = 0.01
 
 
@@ -225,6 +235,10 @@ class ServerProcess:
         verdict = "ok" if self.returncode == 0 else "UNEXPECTED"
         return f"{self.name}: exit code {self.returncode} after SIGTERM ({verdict})"
 
+    def stop_failures(self) -> list[str]:
+        """The stop report as a failure when the server did not exit cleanly, else nothing."""
+        return [] if self.returncode == 0 else [self.stop_report()]
+
     def stderr_tail(self, lines: int = 20) -> str:
         """The last lines the server wrote to stderr."""
         try:
@@ -274,6 +288,20 @@ def lestats_server(
     return ServerProcess(name, argv, workdir)
 
 
+@contextlib.asynccontextmanager
+async def scratch_lestats(
+    prefix: str, *, workers: int = 2, max_pending: int | None = None
+) -> AsyncIterator[ServerProcess]:
+    """The real server, running in a fresh scratch directory for the block (see `scratch_dir`).
+
+    Stopped (and the directory deleted) on leaving the block; the `ServerProcess` then still
+    tells how it ended.
+    """
+    with scratch_dir(prefix) as workdir:
+        async with lestats_server(workdir, workers=workers, max_pending=max_pending) as server:
+            yield server
+
+
 def bare_server(workdir: Path) -> ServerProcess:
     """The bare aiohttp server of `bench.bare_server` on a free port."""
     return ServerProcess(
@@ -284,3 +312,62 @@ def bare_server(workdir: Path) -> ServerProcess:
 def cpu_count() -> int:
     """CPUs this process may run on."""
     return len(os.sched_getaffinity(0))
+
+
+async def num_jobs(base_url: str, session: aiohttp.ClientSession | None = None) -> int | None:
+    """The server's `num_jobs`, or None if it did not answer properly."""
+    url = f"{base_url}/api/num_jobs"
+    try:
+        async with loadgen.session_scope(session) as s, s.get(url) as resp:
+            if resp.status != 200:
+                return None
+            value = (await resp.json()).get("num_jobs")
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+async def settled(server: ServerProcess) -> ProcSample:
+    """A sample once the fd count has stopped moving (closed connections take a moment)."""
+    last = server.sample()
+    deadline = time.perf_counter() + SETTLE_SECONDS
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+        now = server.sample()
+        if now.fds == last.fds:
+            return now
+        last = now
+    return last
+
+
+async def at_rest(server: ServerProcess) -> tuple[int | None, ProcSample]:
+    """Once a load is over: the server's `num_jobs`, then a settled sample."""
+    pending = await num_jobs(server.url)
+    return pending, await settled(server)
+
+
+async def _watch(server: ServerProcess, every: float, record: Record, *, at_once: bool) -> None:
+    async with loadgen.new_session() as session:
+        if not at_once:
+            await asyncio.sleep(every)
+        while True:
+            record(await num_jobs(server.url, session), server.sample())
+            await asyncio.sleep(every)
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    server: ServerProcess, every: float, record: Record, *, at_once: bool
+) -> AsyncIterator[None]:
+    """While the block runs, `record` the server's `num_jobs` and a sample every `every` seconds.
+
+    The first look comes at once with `at_once`, else after `every` seconds. The watch ends with
+    the block.
+    """
+    task = asyncio.create_task(_watch(server, every, record, at_once=at_once))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
