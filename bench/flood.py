@@ -1,7 +1,8 @@
 """Flood: many POSTs as fast as possible against a server with a low `--max-pending`.
 
 `python -m bench.flood` sends 50,000 POSTs (`--posts` to change) from 256 connections to a server
-started with `--max-pending 200`. Expected: some 503s, each with `Retry-After`; memory bounded;
+started with `--max-pending 4` (at 200 this server keeps up and refuses nothing). Expected: some
+503s, each with `Retry-After`; memory bounded;
 `num_jobs` never above the limit; every accepted job ends `done`; accepted ids consecutive.
 """
 
@@ -30,7 +31,7 @@ class FloodPlan:
 
     posts: int = option(50_000, "POSTs to send")
     concurrency: int = option(256, "connections")
-    max_pending: int = option(200, "server --max-pending")
+    max_pending: int = option(4, "server --max-pending")
     time_limit: float = option(600.0, "seconds at most")
     workers: int = option(2, "server --workers")
 
