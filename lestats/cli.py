@@ -27,13 +27,6 @@ log = logging.getLogger("lestats")
 SHUTDOWN_TIMEOUT = 60.0
 """Seconds that in-flight HTTP requests get to finish at shutdown (jobs always drain)."""
 
-SWITCH_INTERVAL = 0.001
-"""Seconds a thread may hold the GIL while another waits for it (Python's default is 5 ms).
-
-The event loop thread wakes for every request; with CPU-bound jobs in the worker threads, each
-wake-up could otherwise wait a whole default interval, several times per request.
-"""
-
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The options of spec §5."""
@@ -107,7 +100,6 @@ async def serve(app: web.Application, host: str, port: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; 0 after a clean drain, 2 when the data cannot be loaded."""
     args = parse_args(argv)
-    sys.setswitchinterval(SWITCH_INTERVAL)
     log_writer = start_file_logging(args.log_file)
     try:
         try:

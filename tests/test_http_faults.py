@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING
 import pytest
 from http_support import OBESITY, get_json, poll, post_job
 
-from lestats.cli import SWITCH_INTERVAL
 from lestats.data.statistics import compute
 
 if TYPE_CHECKING:
@@ -150,33 +148,14 @@ async def test_a_flood_past_the_pending_limit_gets_503_and_loses_nothing(serve, 
     assert (await get_json(client, "/api/num_jobs"))["num_jobs"] == 0
 
 
-def busy_runner(dataset: Dataset, query: Query) -> object:
-    """Holds its worker (and competes for the GIL) for a second."""
-    deadline = time.perf_counter() + 1.0
-    while time.perf_counter() < deadline:
-        sum(range(1000))
-    return compute(dataset, query)
-
-
 def sleepy_runner(dataset: Dataset, query: Query) -> object:
     """Holds its worker for a second without using the CPU."""
     time.sleep(1.0)
     return compute(dataset, query)
 
 
-@pytest.fixture
-def server_switch_interval():
-    """The thread switch interval run.py sets for the server process."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    yield
-    sys.setswitchinterval(previous)
-
-
-@pytest.mark.usefixtures("server_switch_interval")
-@pytest.mark.parametrize("runner", [busy_runner, sleepy_runner])
-async def test_the_event_loop_answers_while_jobs_are_slow(serve, http_dataset, runner):
-    client, _ = await serve(http_dataset, runner=runner)
+async def test_the_event_loop_answers_while_jobs_are_slow(serve, http_dataset):
+    client, _ = await serve(http_dataset, runner=sleepy_runner)
     ids = [await post_job(client, "global_mean", {"question": OBESITY}) for _ in range(2)]
     await asyncio.sleep(0.05)
     assert (await get_json(client, "/api/health"))["num_jobs"] == 2
