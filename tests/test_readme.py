@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_run_py import OPTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -50,14 +51,6 @@ def test_every_documented_option_exists():
         timeout=60,
         check=True,
     )
-    assert documented == {
-        "--host",
-        "--port",
-        "--data",
-        "--workers",
-        "--results-dir",
-        "--log-file",
-        "--max-pending",
-    }
+    assert documented == set(OPTIONS)
     for option in documented:
         assert option in finished.stdout
