@@ -636,6 +636,35 @@ def test_unfinished_job_whose_result_was_saved_is_done_after_restart(
     assert outcome(second, job_id) == JobOutcome(JobStatus.DONE, b"[1]")
 
 
+@pytest.mark.parametrize("left", [b"", b'{"Ohio": 3'])
+def test_an_incomplete_result_of_a_journaled_job_runs_it_again(
+    start_store, register, results_dir, left
+):
+    first = start_store()
+    job_id = register(first)
+    first.stop()
+    # After a power failure: the renamed result file is there, its data never reached the disk.
+    (results_dir / f"job_id_{job_id}.json").write_bytes(left)
+    second = start_store()
+    assert ask(second, m.TakeRecovered()) == (job_id,)
+    assert outcome(second, job_id) == RUNNING
+
+
+def test_compaction_makes_results_durable_before_forgetting_their_jobs(
+    start_store, register, monkeypatch
+):
+    calls = []
+    monkeypatch.setattr("lestats.actors.storage.os.sync", lambda: calls.append("sync"))
+    store = start_store()
+    assert calls == ["sync"]  # the start-up compaction
+    job_id = register(store)
+    store.tell(m.JobDone(job_id, b"{}"))
+    ask(store, m.WatchJob(job_id))
+    store.tell(m.EngineDrained())  # compacts: job 1 leaves the journal
+    assert ask(store, m.CountPending()) == 0
+    assert calls == ["sync", "sync"]
+
+
 def test_start_with_a_torn_journal(start_store, register, results_dir):
     first = start_store()
     register(first)

@@ -61,6 +61,7 @@ class ResultStore(pykka.ThreadingActor):
         self._held: list[m.HeldJob] = []
         self._held_since = 0.0
         self._committer: pykka.ActorRef[Any] | None = None
+        storage.sync()
         journal.compact(self._next_id, self._unfinished(), self._failed)
         if self._recovered or state.skipped_lines:
             log.info(
@@ -330,6 +331,7 @@ class ResultStore(pykka.ThreadingActor):
 
     def _compact(self) -> None:
         try:
+            self._storage.sync()  # done jobs leave the journal: their results must be on disk
             self._journal.compact(self._next_id, self._unfinished(), self._failed)
         except OSError:
             log.exception("journal compaction failed; still appending to the old journal")
