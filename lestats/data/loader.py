@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lestats.data.dataset import Dataset, GroupKey
-from lestats.data.demo import DEMO_ROWS, DEMO_SEED, iter_demo_lines
 from lestats.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -158,8 +157,16 @@ def load_lines(lines: Iterable[str], *, source: str) -> Dataset:
     return Dataset.from_raw_groups(raw, source=source, rows_read=rows_read, rows_skipped=malformed)
 
 
-def load_demo_dataset(rows: int = DEMO_ROWS, seed: int = DEMO_SEED) -> Dataset:
-    """The built-in demo dataset, generated in memory and parsed like any file (no download)."""
+def load_demo_dataset(rows: int | None = None, seed: int | None = None) -> Dataset:
+    """The built-in demo dataset, generated in memory and parsed like any file (no download).
+
+    `rows` and `seed` default to the generator's (18,650 rows, seed 2024).
+    """
+    # Imported here so that `python -m lestats.data.demo` runs a module not yet imported.
+    from lestats.data import demo  # noqa: PLC0415
+
+    rows = demo.DEMO_ROWS if rows is None else rows
+    seed = demo.DEMO_SEED if seed is None else seed
     return load_lines(
-        iter_demo_lines(rows, seed), source=f"demo dataset ({rows} rows, seed {seed})"
+        demo.iter_demo_lines(rows, seed), source=f"demo dataset ({rows} rows, seed {seed})"
     )
