@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from lestats.data.dataset import Dataset
 
-T = TypeVar("T")
 
 JOURNAL_NAME = "journal.jsonl"
 DEFAULT_MAX_PENDING = 10_000

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from lestats.errors import (
-    DatasetError,
     InvalidQuery,
     LeStatsError,
     Overloaded,
@@ -32,7 +31,7 @@ _KEPT_HEADERS = ("Allow", "Retry-After")
 _LOGGED_BODY = 500
 
 
-def error_for(exc: Exception) -> web.Response:  # noqa: PLR0911 - one branch per error type
+def error_for(exc: Exception) -> web.Response:
     """Map an error to its HTTP status and JSON body (the only such mapping)."""
     if isinstance(exc, web.HTTPException):
         headers = {name: exc.headers[name] for name in _KEPT_HEADERS if name in exc.headers}
@@ -46,8 +45,6 @@ def error_for(exc: Exception) -> web.Response:  # noqa: PLR0911 - one branch per
     if isinstance(exc, Overloaded | StorageError):
         retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
         return error_response(503, str(exc), headers=retry)
-    if isinstance(exc, DatasetError):
-        return error_response(500, str(exc))
     return error_response(500, "internal error")
 
 
