@@ -17,12 +17,13 @@ import pykka
 
 from lestats import jsonio
 from lestats.actors import messages as m
+from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.dispatcher import Dispatcher
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.actors.journal import Journal
 from lestats.actors.result_store import ResultStore
 from lestats.actors.storage import FileResultStorage
-from lestats.actors.worker import Worker
+from lestats.actors.worker import MEMO_BYTES, Worker
 from lestats.data.query import Query, make_query
 from lestats.data.statistics import compute
 from lestats.errors import JobFailed, Overloaded, ShuttingDown
@@ -83,7 +84,8 @@ class Engine:
         self.max_pending = max_pending
         self._cache_bytes = cache_bytes
         self._runner = runner
-        self._requests = threading.BoundedSemaphore(max_requests)
+        self._requests = _RequestSlots(max_requests)
+        self._loop_side: _LoopSide | None = None
         self._store: pykka.ActorRef[Any] | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
         self._drained: Future[None] | None = None
@@ -103,8 +105,11 @@ class Engine:
         )
         dataset, runner, abandon = self.dataset, self._runner, self._abandon
 
+        # Only the built-in runner is known to be pure; an injected one runs for every job.
+        memo_bytes = MEMO_BYTES if runner is compute else 0
+
         def spawn_worker(dispatcher: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
-            return Worker.start(dataset, runner, store, dispatcher, abandon)
+            return Worker.start(dataset, runner, store, dispatcher, abandon, memo_bytes=memo_bytes)
 
         try:
             dispatcher = Dispatcher.start(store, spawn_worker, self.workers)
@@ -224,8 +229,12 @@ class Engine:
         return self._call(self._store, m.GetOutcome(parse_job_id(job_id)))
 
     async def outcome_async(self, job_id: str | int) -> JobOutcome:
-        """`outcome` without blocking the event loop."""
-        return await self._call_async(self._store, m.GetOutcome(parse_job_id(job_id)))
+        """`outcome` without blocking the event loop; a job finished lately needs no actor."""
+        number = parse_job_id(job_id)
+        finished = self._side().finished.get(number)
+        if finished is not None:
+            return finished
+        return await self._call_async(self._store, m.GetOutcome(number))
 
     def status(self, job_id: str | int) -> JobStatus:
         """The job's status now."""
@@ -238,7 +247,7 @@ class Engine:
     def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """The outcome once the job is no longer running, or RUNNING after `timeout` seconds."""
         message = m.WatchJob(parse_job_id(job_id))
-        with self._request_slot():
+        with self._requests:
             self._tell(self._store, message)
             try:
                 return message.reply.result(timeout)
@@ -248,11 +257,16 @@ class Engine:
 
     async def wait_async(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """`wait` without blocking the event loop (and without a thread per waiter)."""
-        message = m.WatchJob(parse_job_id(job_id))
-        with self._request_slot():
+        number = parse_job_id(job_id)
+        side = self._side()
+        finished = side.finished.get(number)
+        if finished is not None:
+            return finished
+        message = m.WatchJob(number)
+        with self._requests:
             self._tell(self._store, message)
             try:
-                return await asyncio.wait_for(asyncio.wrap_future(message.reply), timeout)
+                return await asyncio.wait_for(side.inbox.awaitable(message.reply), timeout)
             except TimeoutError:
                 self._unwatch(message)
                 return RUNNING
@@ -292,14 +306,35 @@ class Engine:
     # --- plumbing --------------------------------------------------------------------------------
 
     def _call(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
-        with self._request_slot():
+        with self._requests:
             self._tell(ref, message)
             return message.reply.result()
 
     async def _call_async(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
-        with self._request_slot():
+        side = self._side()
+        with self._requests:
             self._tell(ref, message)
-            return await asyncio.wrap_future(message.reply)
+            return await side.inbox.awaitable(message.reply)
+
+    def _side(self) -> _LoopSide:
+        """The running loop's side of this engine, made (and subscribed) on its first use.
+
+        One loop at a time gets finished jobs pushed: a call from another loop moves the
+        subscription there (the old loop's copy then simply stops growing).
+        """
+        loop = asyncio.get_running_loop()
+        side = self._loop_side
+        if side is not None and side.inbox.loop is loop:
+            return side
+        side = _LoopSide(loop, self._cache_bytes)
+        store = self._store
+        if store is not None and self._cache_bytes > 0:
+            with contextlib.suppress(pykka.ActorDeadError):
+                if self._loop_side is not None:
+                    store.tell(m.Unsubscribe(self._loop_side.finished.push))
+                store.tell(m.Subscribe(side.finished.push))
+                self._loop_side = side
+        return side
 
     def _tell(self, ref: pykka.ActorRef[Any] | None, message: Any) -> None:  # noqa: ANN401
         # Marked running, the reply cannot be cancelled by a caller that gives up, so the actor
@@ -316,9 +351,6 @@ class Engine:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._store.tell(m.Unwatch(message.job_id, message.reply))
 
-    def _request_slot(self) -> _RequestSlot:
-        return _RequestSlot(self._requests)
-
     @staticmethod
     def _require(ref: pykka.ActorRef[Any] | None) -> pykka.ActorRef[Any]:
         if ref is None:
@@ -326,18 +358,39 @@ class Engine:
         return ref
 
 
-class _RequestSlot:
-    """One of the bounded places for a request waiting on the actors; refuses when none is left."""
+class _LoopSide:
+    """What one event loop holds of an engine: its inbox for replies, its finished jobs."""
 
-    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
-        self._semaphore = semaphore
+    __slots__ = ("finished", "inbox")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, cache_bytes: int) -> None:
+        self.inbox = LoopInbox(loop)
+        self.finished = FinishedOutcomes(self.inbox, cache_bytes)
+
+
+class _RequestSlots:
+    """The bounded places for requests waiting on the actors (`with slots:` takes one).
+
+    Refuses with `Overloaded` when none is left.
+
+    A counter under a plain lock: `threading.BoundedSemaphore` does the same through a
+    `Condition`, several times slower, on every request.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._taken = 0
+        self._lock = threading.Lock()
 
     def __enter__(self) -> None:
-        if not self._semaphore.acquire(blocking=False):
-            raise Overloaded("too many requests waiting on the engine; retry later")
+        with self._lock:
+            if self._taken >= self._limit:
+                raise Overloaded("too many requests waiting on the engine; retry later")
+            self._taken += 1
 
     def __exit__(self, *exc_info: object) -> None:
-        self._semaphore.release()
+        with self._lock:
+            self._taken -= 1
 
 
 def _data(job_id: str, outcome: JobOutcome) -> object:

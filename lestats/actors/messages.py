@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pykka
 
     from lestats.actors.jobs import JobOutcome, JobStatus
@@ -187,6 +189,25 @@ class CountPending:
     """Client -> ResultStore: how many accepted jobs are unfinished (queued or running)."""
 
     reply: Future[int] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Client -> ResultStore: from now on, call `push` with each batch of jobs that finish.
+
+    `push` gets `(job_id, outcome)` pairs in the store's thread, a batch whenever the store has
+    nothing else queued; it must not block. A `push` that raises `RuntimeError` (its event loop
+    is closed) is dropped.
+    """
+
+    push: Callable[[tuple[tuple[int, JobOutcome], ...]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Client -> ResultStore: stop calling `push` (a `Subscribe`'s)."""
+
+    push: Callable[[tuple[tuple[int, JobOutcome], ...]], None]
 
 
 # --- Shutdown: the poison cascade ----------------------------------------------------------------

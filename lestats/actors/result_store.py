@@ -19,6 +19,7 @@ from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     from lestats.actors.journal import Journal
@@ -60,6 +61,8 @@ class ResultStore(pykka.ThreadingActor):
         self._watchers: defaultdict[int, list[Future[JobOutcome]]] = defaultdict(list)
         self._held: list[m.HeldJob] = []
         self._held_since = 0.0
+        self._subscribers: list[Callable[[tuple[tuple[int, JobOutcome], ...]], None]] = []
+        self._finished: list[tuple[int, JobOutcome]] = []
         self._committer: pykka.ActorRef[Any] | None = None
         storage.sync()
         journal.compact(self._next_id, self._unfinished(), self._failed)
@@ -75,7 +78,7 @@ class ResultStore(pykka.ThreadingActor):
         self._committer = JournalCommitter.start(self.actor_ref)
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
-        """Handle one message, then hand held replies to the committer if it is time."""
+        """Handle one message, then pass on held replies and finished jobs if it is time."""
         handler = self._handlers.get(type(message))
         if handler is None:
             super().on_receive(message)
@@ -93,6 +96,8 @@ class ResultStore(pykka.ThreadingActor):
             or time.monotonic() - self._held_since >= COMMIT_DELAY
         ):
             self._release_held()
+        if self._finished and (len(self._finished) >= COMMIT_BATCH or self.actor_inbox.empty()):
+            self._publish_finished()
 
     def on_failure(self, *exc_info: object) -> None:
         """Do not leave the committer running if this store dies anyway."""
@@ -166,6 +171,24 @@ class ResultStore(pykka.ThreadingActor):
     def _notify(self, job_id: int, outcome: JobOutcome) -> None:
         for reply in self._watchers.pop(job_id, ()):
             m.answer(reply, outcome)
+        if self._subscribers:
+            self._finished.append((job_id, outcome))
+
+    def _subscribe(self, message: m.Subscribe) -> None:
+        self._subscribers.append(message.push)
+
+    def _unsubscribe(self, message: m.Unsubscribe) -> None:
+        if message.push in self._subscribers:
+            self._subscribers.remove(message.push)
+
+    def _publish_finished(self) -> None:
+        batch, self._finished = tuple(self._finished), []
+        for push in tuple(self._subscribers):
+            try:
+                push(batch)
+            except RuntimeError:
+                log.debug("subscriber %r is gone; dropped", push)
+                self._subscribers.remove(push)
 
     # --- queries ---------------------------------------------------------------------------------
 
@@ -345,6 +368,8 @@ class ResultStore(pykka.ThreadingActor):
         m.Unwatch: _unwatch,
         m.ListJobs: _list,
         m.CountPending: _count,
+        m.Subscribe: _subscribe,
+        m.Unsubscribe: _unsubscribe,
         m.Reassign: _reassign,
         m.AssignJobs: _assign,
         m.TakeRecovered: _take_recovered,

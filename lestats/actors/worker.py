@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from lestats.data.query import Query
 
 log = logging.getLogger(__name__)
+
+MEMO_BYTES = 4 << 20
+"""How much encoded result a Worker keeps for repeated queries, when its runner is pure."""
 
 
 class WorkerCrashedError(Exception):
@@ -37,6 +41,10 @@ class Worker(pykka.ThreadingActor):
     Worker; its Dispatcher then replaces it and moves its queued jobs to the replacement.
     The Dataset is shared by reference, never copied. Once `abandon` is set (a shutdown without
     drain), queued jobs are skipped unreported: they stay in the journal and run at the next start.
+
+    With `memo_bytes`, the runner is taken to be pure (the dataset never changes, so a query's
+    answer never does): the encoded results of recent queries are kept, up to that many bytes,
+    and a repeated query costs a lookup instead of a computation and a JSON encoding.
     """
 
     def __init__(
@@ -46,6 +54,8 @@ class Worker(pykka.ThreadingActor):
         store: pykka.ActorRef[Any],
         dispatcher: pykka.ActorRef[Any],
         abandon: threading.Event | None = None,
+        *,
+        memo_bytes: int = 0,
     ) -> None:
         super().__init__()
         self._abandon = abandon or threading.Event()
@@ -54,6 +64,9 @@ class Worker(pykka.ThreadingActor):
         self._store = store
         self._dispatcher = dispatcher
         self._current: int | None = None
+        self._memo: OrderedDict[Query, bytes] = OrderedDict()
+        self._memo_bytes = 0
+        self._memo_limit = memo_bytes
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
         """Run a job, or stop after the jobs queued before the poison."""
@@ -70,7 +83,7 @@ class Worker(pykka.ThreadingActor):
             return
         self._current = job.job_id
         try:
-            result = jsonio.dumps(self._runner(self._dataset, job.query))
+            result = self._result(job.query)
         except Exception as exc:
             log.exception("job %d failed", job.job_id)
             self._store.tell(m.JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
@@ -81,6 +94,21 @@ class Worker(pykka.ThreadingActor):
         else:
             self._store.tell(m.JobDone(job.job_id, result))
         self._current = None
+
+    def _result(self, query: Query) -> bytes:
+        """The query's encoded answer, from the memo when it is there."""
+        result = self._memo.get(query)
+        if result is not None:
+            self._memo.move_to_end(query)
+            return result
+        result = jsonio.dumps(self._runner(self._dataset, query))
+        if len(result) <= self._memo_limit // 8:
+            self._memo[query] = result
+            self._memo_bytes += len(result)
+            while self._memo_bytes > self._memo_limit:
+                _, evicted = self._memo.popitem(last=False)
+                self._memo_bytes -= len(evicted)
+        return result
 
     def on_failure(
         self,
