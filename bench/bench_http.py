@@ -11,6 +11,8 @@ Scenarios (`--scenario`, repeatable; default all):
 - `burst`: POST N jobs as fast as possible, then collect them.
 - `longpoll`: how late a long-poll answers after the job finishes, at C=1 and C=32.
 - `bigdata`: a 1,000,000-row generated dataset: load time, RSS, C=32 with polling.
+- `tmpfs`: C=32 polling with the results directory on tmpfs (`/dev/shm`), next to bare pairs:
+  the same code without the disk, whose cost per new file swings widely on this machine.
 
 `python -m bench.bench_http --quick` is a smoke run of small counts.
 """
@@ -23,6 +25,7 @@ import math
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +48,8 @@ from bench.servers import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
 
-SCENARIOS = ("closed", "best5", "burst", "longpoll", "bigdata")
+SCENARIOS = ("closed", "best5", "burst", "longpoll", "tmpfs", "bigdata")
+TMPFS = Path("/dev/shm")  # noqa: S108 - a RAM file system, for the `tmpfs` scenario (if any)
 FLASK_JOBS_PER_S = (78.0, 117.0)
 """The public Flask/thread-pool implementations of this API at 32 clients, this machine class."""
 GOAL_CLIENTS = 32
@@ -151,6 +155,8 @@ async def run_demo(plan: Plan, workdir: Path, results: Results) -> None:
             await burst_scenario(plan, ours, workload, results)
         if "longpoll" in plan.scenarios:
             await longpoll_scenario(plan, ours, workload, results)
+        if "tmpfs" in plan.scenarios:
+            await run_on_tmpfs(plan, workdir, bare, results)
         if "bigdata" in plan.scenarios and plan.big_rows > 0:
             await run_big_data(plan, workdir, bare, results)
     for server in (bare, ours):
@@ -307,21 +313,40 @@ async def run_big_data(plan: Plan, workdir: Path, bare: ServerProcess, results: 
             f"(load time, interpreter start included); RSS after load "
             f"{mb(loaded.rss_kb):.0f} MB, peak during load {mb(loaded.peak_kb):.0f} MB"
         )
-        workload = await loadgen.discover(server.url)
-        await loadgen.closed_loop(
-            server.url, 8, plan.warmup, workload=workload, time_limit=plan.time_limit
-        )
-        await closed_round(
-            plan,
-            bare,
-            server,
-            workload,
-            results=results,
-            clients=GOAL_CLIENTS,
-            modes=("poll",),
-            label=label,
-        )
+        await polling_round(plan, bare, server, results, label)
     results.stopped(server)
+
+
+async def run_on_tmpfs(plan: Plan, workdir: Path, bare: ServerProcess, results: Results) -> None:
+    """Bare pairs and our polling jobs at C=32, our results directory on tmpfs."""
+    print("results on tmpfs:", flush=True)
+    with tempfile.TemporaryDirectory(prefix="lestats-bench-", dir=TMPFS) as results_dir:
+        server = lestats_server(
+            workdir, workers=plan.workers, name="lestats-tmpfs", results_dir=Path(results_dir)
+        )
+        async with server:
+            await polling_round(plan, bare, server, results, "tmpfs")
+        results.stopped(server)
+
+
+async def polling_round(
+    plan: Plan, bare: ServerProcess, server: ServerProcess, results: Results, label: str
+) -> None:
+    """On a second server of ours: a warm-up, then bare pairs and our polling jobs at C=32."""
+    workload = await loadgen.discover(server.url)
+    await loadgen.closed_loop(
+        server.url, 8, plan.warmup, workload=workload, time_limit=plan.time_limit
+    )
+    await closed_round(
+        plan,
+        bare,
+        server,
+        workload,
+        results=results,
+        clients=GOAL_CLIENTS,
+        modes=("poll",),
+        label=label,
+    )
 
 
 def goals(results: Results) -> list[str]:
@@ -350,6 +375,14 @@ def goals(results: Results) -> list[str]:
                 f"server CPU per job, C={c}: {srv * 1e6:.0f} us vs {base * 1e6:.0f} us per "
                 f"bare pair = {srv / base:.2f}x (CPU time: less sensitive to noise than rates)"
             )
+    tmpfs, tmpfs_bare = results.find(f"poll C={c} tmpfs"), results.find(f"bare C={c} tmpfs")
+    if tmpfs and tmpfs_bare and tmpfs.jobs_per_s > 0:
+        lines.append(
+            f"job cost, C={c}, 1 ms polling, results on tmpfs: "
+            f"{tmpfs_bare.jobs_per_s / tmpfs.jobs_per_s:.2f} bare pairs "
+            f"(ours {tmpfs.jobs_per_s:.0f} jobs/s, p99 {ms(tmpfs.latency(0.99))} ms, "
+            f"server CPU {tmpfs.server_cpu_per_job * 1e6:.0f} us/job): the disk set aside"
+        )
     if poll:
         p99 = poll.latency(0.99)
         lines.append(
@@ -458,6 +491,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
     parser.add_argument("--seed", type=int, default=1, help="seed of the random jobs")
     args = parser.parse_args(argv)
     scenarios = tuple(args.scenario or SCENARIOS)
+    if not TMPFS.is_dir():
+        scenarios = tuple(s for s in scenarios if s != "tmpfs")
     if args.quick:
         return Plan(
             scenarios=tuple(s for s in scenarios if s != "bigdata" or args.scenario),

@@ -267,8 +267,12 @@ def lestats_server(
     data: Path | None = None,
     max_pending: int | None = None,
     name: str = "lestats",
+    results_dir: Path | None = None,
 ) -> ServerProcess:
-    """The real server (`run.py`) on a free port, with results and log inside `workdir`."""
+    """The real server (`run.py`) on a free port, its log and results inside `workdir`.
+
+    `results_dir` puts the results elsewhere (on tmpfs, say).
+    """
     argv = [
         sys.executable,
         str(REPO / "run.py"),
@@ -277,7 +281,7 @@ def lestats_server(
         "--workers",
         str(workers),
         "--results-dir",
-        str(workdir / f"{name}-results"),
+        str(results_dir or workdir / f"{name}-results"),
         "--log-file",
         str(workdir / f"{name}.log"),
     ]

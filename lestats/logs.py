@@ -42,7 +42,7 @@ class UTCFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """The record's second in UTC, as `datefmt` (the formatter's own one is cached)."""
-        if datefmt is not None and datefmt != self.datefmt:
+        if datefmt is None or datefmt != self.datefmt:  # logging's default text has milliseconds
             return super().formatTime(record, datefmt)
         second = int(record.created)
         if second != self._second:
@@ -63,9 +63,10 @@ class _DequeHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Filter and keep the record; no handler lock (a deque append is atomic)."""
-        if not self.filter(record):
+        kept = self.filter(record)
+        if not kept:
             return False
-        self._records.append(record)
+        self._records.append(kept if isinstance(kept, logging.LogRecord) else record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:

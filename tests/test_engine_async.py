@@ -11,8 +11,9 @@ from typing import Self
 import pytest
 from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy
 
+from lestats.actors import engine as engine_module
 from lestats.actors import messages as m
-from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
+from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, parse_job_id
 from lestats.data.query import Query
 from lestats.data.statistics import compute
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
@@ -233,3 +234,117 @@ async def test_a_cancelled_shutdown_async_leaves_the_engine_draining(make_engine
     assert not engine.started
     assert engine.drained
     assert (engine.results_dir / f"{job}.json").exists()
+
+
+# --- the loop's copy of finished jobs, the memo, the request bound -------------------------------
+
+
+class UnreachableStore:
+    """Stands in for the ResultStore's ref: telling it anything fails the test."""
+
+    def __init__(self) -> None:
+        self.told: list[object] = []
+
+    def tell(self, message: object) -> None:
+        self.told.append(message)
+        raise AssertionError(f"the store was asked: {message!r}")
+
+
+async def in_the_loop_copy(engine, job: str, timeout: float = 5.0) -> None:
+    """Wait until the running loop's copy of finished jobs holds `job`."""
+    number = parse_job_id(job)
+    deadline = time.monotonic() + timeout
+    while engine._loop_side is None or engine._loop_side.finished.get(number) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{job} never reached the loop's copy")
+        await asyncio.sleep(0.002)
+
+
+async def test_a_finished_job_is_answered_in_the_loop_without_the_store(make_engine, tiny_dataset):
+    runner = GatedRunner(fail=lambda query: query.question == MUSCLE)
+    engine = make_engine(runner=runner)
+    spy = engine._store = TellSpy(engine._store)
+    good = await engine.submit_async("best5", OBESITY)
+    bad = await engine.submit_async("best5", MUSCLE)
+    assert await engine.outcome_async(good) == RUNNING  # not finished: the store is asked
+    assert len(spy.of_type(m.GetOutcome)) == 1
+    runner.gate.set()
+    done = await engine.wait_async(good, timeout=5)
+    failed = await engine.wait_async(bad, timeout=5)
+    assert done.status is JobStatus.DONE
+    assert failed.status is JobStatus.ERROR
+    await in_the_loop_copy(engine, good)
+    await in_the_loop_copy(engine, bad)
+    assert len(spy.of_type(m.Subscribe)) == 1  # once for this loop, whatever the calls
+    engine._store = UnreachableStore()
+    try:
+        assert await engine.outcome_async(good) == done
+        assert await engine.outcome_async("2") == failed
+        assert await engine.wait_async(good, timeout=1) == done
+        assert await engine.wait_async(bad) == failed
+        assert await engine.status_async(good) is JobStatus.DONE
+        assert await engine.result_async(good) == expected(tiny_dataset, "best5", OBESITY)
+        with pytest.raises(JobFailed, match="this job fails"):
+            await engine.result_async(bad)
+        assert engine._store.told == []
+    finally:
+        engine._store = spy
+
+
+async def test_without_a_cache_the_loop_keeps_no_copy_and_asks_the_store(make_engine):
+    engine = make_engine(cache_bytes=0)
+    spy = engine._store = TellSpy(engine._store)
+    job = await engine.submit_async("global_mean", OBESITY)
+    done = await engine.wait_async(job, timeout=5)
+    assert done.status is JobStatus.DONE
+    assert await engine.num_jobs_async() == 0
+    for _ in range(3):
+        assert await engine.outcome_async(job) == done
+    assert await engine.wait_async(job, timeout=5) == done
+    assert spy.of_type(m.Subscribe) == []
+    assert [message.job_id for message in spy.of_type(m.GetOutcome)] == [1, 1, 1]
+    assert [message.job_id for message in spy.of_type(m.WatchJob)] == [1, 1]
+    assert engine._loop_side is not None  # made once for this loop, not once per call
+    side = engine._loop_side
+    await engine.outcome_async(job)
+    assert engine._loop_side is side
+
+
+async def test_an_injected_runner_runs_for_every_job_even_a_repeated_one(make_engine, tiny_dataset):
+    runner = GatedRunner(gated=False)
+    engine = make_engine(runner=runner, workers=1)
+    jobs = [await engine.submit_async("best5", OBESITY) for _ in range(3)]
+    results = [await engine.result_async(job, timeout=5) for job in jobs]
+    assert results == [expected(tiny_dataset, "best5", OBESITY)] * 3
+    assert runner.calls == 3
+
+
+async def test_the_built_in_runner_is_memoized(make_engine, tiny_dataset, monkeypatch):
+    calls: list[Query] = []
+
+    def counted_compute(dataset, query):
+        calls.append(query)
+        return compute(dataset, query)
+
+    # The engine turns the memo on for its built-in runner only (`runner is compute`).
+    monkeypatch.setattr(engine_module, "compute", counted_compute)
+    engine = make_engine(runner=counted_compute, workers=1)
+    asked = [("best5", OBESITY), ("best5", OBESITY), ("worst5", MUSCLE), ("best5", OBESITY)]
+    jobs = [await engine.submit_async(endpoint, question) for endpoint, question in asked]
+    results = [await engine.result_async(job, timeout=5) for job in jobs]
+    assert results == [expected(tiny_dataset, *query) for query in asked]
+    assert calls == [Query("best5", OBESITY), Query("worst5", MUSCLE)]
+
+
+async def test_request_slots_come_back_after_refused_requests(make_engine):
+    engine = make_engine(max_requests=1)
+    for _ in range(3):
+        with pytest.raises(UnknownJob):
+            await engine.outcome_async(99)
+        with pytest.raises(UnknownJob):
+            await engine.wait_async(99, timeout=1)
+        with pytest.raises(InvalidQuery):
+            await engine.submit_async("state_mean", OBESITY, "Atlantis")
+    job = await engine.submit_async("best5", OBESITY)
+    assert (await engine.wait_async(job, timeout=5)).status is JobStatus.DONE
+    assert await engine.num_jobs_async() == 0

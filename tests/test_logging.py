@@ -4,9 +4,11 @@ outcome, UTC timestamps, errors with their traceback, size-based rotation."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
+import random
 import re
 import time
 import uuid
@@ -24,7 +26,14 @@ from http_support import (
 )
 
 from lestats.data.demo import write_demo_csv
-from lestats.logs import start_file_logging
+from lestats.logs import (
+    DATE_FORMAT,
+    LOG_FORMAT,
+    UTCFormatter,
+    _DequeHandler,
+    _RotatingFile,
+    start_file_logging,
+)
 
 pytest_plugins = ["http_support"]
 
@@ -246,3 +255,147 @@ def test_the_log_rotates_by_size(tmp_path):
     assert "record 0299" in path.read_text()
     assert "record 0000" not in "".join((tmp_path / name).read_text() for name in files)
     assert all(TIMESTAMP.match(line) for line in path.read_text().splitlines())
+
+
+# --- the formatter and the writer, record by record ----------------------------------------------
+
+BASE = 1_700_000_000  # 2023-11-14T22:13:20Z
+
+
+def record_at(created: float, message: str = "m", *args: object) -> logging.LogRecord:
+    """A record made at `created` (seconds since the epoch), as the logging module would."""
+    return logging.makeLogRecord(
+        {
+            "name": "lestats.test_logging",
+            "levelname": "INFO",
+            "levelno": logging.INFO,
+            "msg": message,
+            "args": args,
+            "created": created,
+            "msecs": (created - int(created)) * 1000,
+        }
+    )
+
+
+def test_the_formatter_gives_each_second_its_own_utc_timestamp():
+    formatter = UTCFormatter(LOG_FORMAT, DATE_FORMAT)
+    offsets = (0.25, 0.75, 1.5, 61.0, 0.5, 3600 * 24 + 0.125)  # the fifth goes back in time
+    stamps = [formatter.format(record_at(BASE + offset)).split(" ")[0] for offset in offsets]
+    assert stamps == [
+        "2023-11-14T22:13:20.250Z",
+        "2023-11-14T22:13:20.750Z",
+        "2023-11-14T22:13:21.500Z",
+        "2023-11-14T22:14:21.000Z",
+        "2023-11-14T22:13:20.500Z",
+        "2023-11-15T22:13:20.125Z",
+    ]
+    # Any order of records, same text as logging's own formatter on UTC.
+    reference = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
+    reference.converter = time.gmtime
+    rng = random.Random(7)
+    for _ in range(300):
+        record = record_at(BASE + rng.choice((0, 1, 2, 59, 60, 86400)) + rng.randrange(8) / 8)
+        assert formatter.format(record) == reference.format(record)
+
+
+def test_a_date_format_other_than_the_formatters_own_is_honoured():
+    formatter = UTCFormatter(LOG_FORMAT, DATE_FORMAT)
+    first, later = record_at(BASE + 0.5), record_at(BASE + 3600.25)
+    assert formatter.formatTime(first, "%H:%M") == "22:13"
+    assert formatter.format(first).startswith("2023-11-14T22:13:20.500Z ")
+    assert formatter.formatTime(first, "%d/%m/%Y %H.%M.%S") == "14/11/2023 22.13.20"
+    assert formatter.formatTime(first, DATE_FORMAT) == "2023-11-14T22:13:20"
+    # A foreign format in a new second must not become the formatter's own text for it.
+    assert formatter.formatTime(later, "%H:%M") == "23:13"
+    assert formatter.format(later).startswith("2023-11-14T23:13:20.250Z ")
+    assert formatter.formatTime(later, "%Y") == "2023"
+
+
+def rotating_file(path, max_bytes: int, backups: int = 20) -> _RotatingFile:
+    """The writer's file handler, writing each message alone on its line."""
+    file = _RotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    file.setFormatter(UTCFormatter("%(message)s", DATE_FORMAT))
+    return file
+
+
+def log_files(path) -> list:
+    """The log and its backups, oldest first."""
+    backups = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]))
+    return [*backups, path]
+
+
+def test_one_batch_bigger_than_max_bytes_rotates_inside_the_batch(tmp_path):
+    path = tmp_path / "batch.log"
+    file = rotating_file(path, 500)
+    lines = [f"line {n:03d} " + "x" * 40 for n in range(40)]  # 50 bytes each with the newline
+    records = collections.deque(record_at(BASE + n / 100, line) for n, line in enumerate(lines))
+    try:
+        file.write_batch(records)
+    finally:
+        file.close()
+    assert not records
+    files = log_files(path)
+    assert len(files) >= 4
+    for name in files:
+        assert 0 < name.stat().st_size <= 500, name
+    assert "".join(name.read_text() for name in files).splitlines() == lines
+
+
+def test_rotation_counts_the_bytes_already_in_the_file(tmp_path):
+    path = tmp_path / "old.log"
+    path.write_text("o" * 479 + "\n")
+    file = rotating_file(path, 500)
+    try:
+        file.write_batch(collections.deque([record_at(BASE, "y" * 49)]))
+    finally:
+        file.close()
+    assert (tmp_path / "old.log.1").read_text() == "o" * 479 + "\n"
+    assert path.read_text() == "y" * 49 + "\n"
+
+
+def test_rotation_counts_bytes_not_characters(tmp_path):
+    path = tmp_path / "utf8.log"
+    file = rotating_file(path, 300)
+    line = "é" * 100  # 101 characters with its newline, 201 bytes
+    try:
+        file.write_batch(collections.deque(record_at(BASE, line) for _ in range(3)))
+    finally:
+        file.close()
+    files = log_files(path)
+    assert [name.stat().st_size for name in files] == [201, 201, 201]
+    assert [name.read_text(encoding="utf-8") for name in files] == [line + "\n"] * 3
+
+
+def test_a_record_that_cannot_be_formatted_is_skipped_and_the_batch_written(tmp_path, capsys):
+    path = tmp_path / "bad.log"
+    file = rotating_file(path, 10_000)
+    records = collections.deque(
+        [record_at(BASE, "before"), record_at(BASE, "%d apples", "no"), record_at(BASE, "after")]
+    )
+    try:
+        file.write_batch(records)
+    finally:
+        file.close()
+    assert path.read_text() == "before\nafter\n"
+    assert "Logging error" in capsys.readouterr().err
+
+
+def test_the_deque_handler_keeps_only_what_its_filters_pass():
+    records: collections.deque[logging.LogRecord] = collections.deque()
+    handler = _DequeHandler(records)
+    handler.addFilter(lambda record: "secret" not in record.getMessage())
+    kept = record_at(BASE, "kept")
+    assert handler.handle(kept) is True
+    assert not handler.handle(record_at(BASE, "a secret"))
+    assert list(records) == [kept]
+
+
+def test_the_default_time_text_keeps_each_records_milliseconds():
+    formatter = UTCFormatter("%(asctime)s")
+    texts = []
+    for msecs in (100, 900):
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = 1_700_000_000 + msecs / 1000, msecs
+        texts.append(formatter.format(record))
+    assert texts[0].endswith(",100")
+    assert texts[1].endswith(",900")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -1180,3 +1181,147 @@ def test_a_second_stop_queued_behind_the_first_is_answered(start_store, register
     storage.release.set()
     assert first.get(timeout=5) is True
     assert second.get(timeout=2) is True
+
+
+# --- subscribers ---------------------------------------------------------------------------------
+
+
+class Subscriber:
+    """Stands in for the event loop's copy: `push` keeps every batch it is given."""
+
+    def __init__(self) -> None:
+        self.batches: queue.Queue[tuple[tuple[int, JobOutcome], ...]] = queue.Queue()
+
+    def push(self, batch: tuple[tuple[int, JobOutcome], ...]) -> None:
+        assert isinstance(batch, tuple)
+        self.batches.put(batch)
+
+    def take(self, count: int, timeout: float = 5) -> list[tuple[int, JobOutcome]]:
+        """The next `count` finished jobs pushed, across batches."""
+        jobs: list[tuple[int, JobOutcome]] = []
+        while len(jobs) < count:
+            jobs.extend(self.batches.get(timeout=timeout))
+        return jobs
+
+    def pending(self) -> list[tuple[int, JobOutcome]]:
+        """The finished jobs pushed and not taken yet, without waiting."""
+        jobs: list[tuple[int, JobOutcome]] = []
+        while not self.batches.empty():
+            jobs.extend(self.batches.get_nowait())
+        return jobs
+
+
+class RaisingSubscriber:
+    """A subscriber whose push raises `error`: RuntimeError as a closed loop's does, or a bug."""
+
+    def __init__(self, error: Exception) -> None:
+        self.calls = 0
+        self._error = error
+
+    def push(self, batch: tuple[tuple[int, JobOutcome], ...]) -> None:
+        del batch
+        self.calls += 1
+        raise self._error
+
+
+def test_a_subscriber_is_pushed_every_job_that_finishes_done_or_error(store, register):
+    early = register(store)
+    store.tell(m.JobDone(early, b"[0]"))  # finished before the subscription: not pushed
+    assert ask(store, m.WatchJob(early)).status is JobStatus.DONE
+    subscriber = Subscriber()
+    store.tell(m.Subscribe(subscriber.push))
+    done_id, failed_id, running_id = register(store), register(store), register(store)
+    store.tell(m.JobDone(done_id, b'{"Ohio": 1.5}'))
+    store.tell(m.JobFailed(failed_id, "ValueError: no"))
+    assert subscriber.take(2) == [
+        (done_id, JobOutcome(JobStatus.DONE, b'{"Ohio": 1.5}')),
+        (failed_id, JobOutcome(JobStatus.ERROR, reason="ValueError: no")),
+    ]
+    assert pending(store) == 1  # handled after the pushes: nothing else was pushed
+    assert subscriber.pending() == []
+    store.tell(m.JobDone(running_id, b"[3]"))
+    assert subscriber.take(1) == [(running_id, JobOutcome(JobStatus.DONE, b"[3]"))]
+
+
+def test_a_result_that_could_not_be_saved_is_pushed_as_an_error(start_store, register, results_dir):
+    storage = FlakyStorage(results_dir)
+    store = start_store(storage=storage)
+    subscriber = Subscriber()
+    store.tell(m.Subscribe(subscriber.push))
+    job_id = register(store)
+    storage.full.set()
+    store.tell(m.JobDone(job_id, b"[1]"))
+    ((pushed_id, pushed),) = subscriber.take(1)
+    assert pushed_id == job_id
+    assert pushed.status is JobStatus.ERROR
+    assert "could not save" in pushed.reason
+    assert pushed == outcome(store, job_id)
+
+
+@pytest.mark.parametrize(("commit_batch", "sizes"), [(256, [10]), (4, [4, 4, 2])])
+def test_jobs_finished_in_a_burst_are_pushed_in_batches(  # noqa: PLR0917 - fixtures
+    start_store, register, results_dir, monkeypatch, commit_batch, sizes
+):
+    monkeypatch.setattr(result_store_module, "COMMIT_BATCH", commit_batch)
+    storage = BlockingStorage(results_dir)
+    store = start_store(storage=storage)
+    subscriber = Subscriber()
+    store.tell(m.Subscribe(subscriber.push))
+    ids = [register(store) for _ in range(10)]
+    storage.block = True
+    store.tell(m.JobDone(ids[0], b"[0]"))
+    assert storage.entered.wait(5)  # the store is busy: the other results queue up behind
+    storage.block = False
+    for job_id in ids[1:]:
+        store.tell(m.JobDone(job_id, b"[%d]" % job_id))
+    storage.release.set()
+    batches = [subscriber.batches.get(timeout=5) for _ in sizes]
+    assert [len(batch) for batch in batches] == sizes
+    assert [job_id for batch in batches for job_id, _ in batch] == ids
+    assert pending(store) == 0
+    assert subscriber.pending() == []
+
+
+def test_unsubscribe_stops_the_pushes_to_that_subscriber_only(store, register):
+    gone, kept = Subscriber(), Subscriber()
+    store.tell(m.Subscribe(gone.push))
+    store.tell(m.Subscribe(kept.push))
+    first, second = register(store), register(store)
+    store.tell(m.JobDone(first, b"[1]"))
+    assert gone.take(1) == kept.take(1) == [(first, JobOutcome(JobStatus.DONE, b"[1]"))]
+    # `gone.push` is a new bound method each time: an equal one unsubscribes.
+    store.tell(m.Unsubscribe(gone.push))
+    store.tell(m.Unsubscribe(gone.push))  # twice: harmless
+    store.tell(m.Unsubscribe(Subscriber().push))  # never subscribed: harmless
+    store.tell(m.JobDone(second, b"[2]"))
+    assert kept.take(1) == [(second, JobOutcome(JobStatus.DONE, b"[2]"))]
+    assert pending(store) == 0
+    assert gone.pending() == []
+
+
+def test_a_subscriber_whose_push_raises_runtime_error_is_dropped(store, register):
+    closed, kept = RaisingSubscriber(RuntimeError("Event loop is closed")), Subscriber()
+    store.tell(m.Subscribe(closed.push))  # first: its failure must not stop the others' pushes
+    store.tell(m.Subscribe(kept.push))
+    first, second = register(store), register(store)
+    store.tell(m.JobDone(first, b"[1]"))
+    assert kept.take(1) == [(first, JobOutcome(JobStatus.DONE, b"[1]"))]
+    assert closed.calls == 1
+    store.tell(m.JobFailed(second, "boom"))
+    assert kept.take(1) == [(second, JobOutcome(JobStatus.ERROR, reason="boom"))]
+    assert closed.calls == 1  # dropped after its first failure
+    assert store.is_alive()
+    assert register(store) == 3
+
+
+def test_a_subscriber_whose_push_fails_otherwise_is_dropped_and_the_store_lives_on(store, register):
+    broken, kept = RaisingSubscriber(ValueError("a bug in the subscriber")), Subscriber()
+    store.tell(m.Subscribe(broken.push))
+    store.tell(m.Subscribe(kept.push))
+    first, second = register(store), register(store)
+    store.tell(m.JobDone(first, b"[1]"))
+    assert kept.take(1) == [(first, JobOutcome(JobStatus.DONE, b"[1]"))]
+    store.tell(m.JobDone(second, b"[2]"))
+    assert kept.take(1) == [(second, JobOutcome(JobStatus.DONE, b"[2]"))]
+    assert broken.calls == 1
+    assert ask(store, m.GetOutcome(first)) == JobOutcome(JobStatus.DONE, b"[1]")

@@ -57,9 +57,13 @@ def start_worker(tiny_dataset, stand_ins):
     started = []
     store, dispatcher = stand_ins
 
-    def start(runner=compute, store_ref=None, dispatcher_ref=None):
+    def start(runner=compute, store_ref=None, dispatcher_ref=None, **options):
         ref = Worker.start(
-            tiny_dataset, runner, store_ref or store.ref, dispatcher_ref or dispatcher.ref
+            tiny_dataset,
+            runner,
+            store_ref or store.ref,
+            dispatcher_ref or dispatcher.ref,
+            **options,
         )
         started.append(ref)
         return ref
@@ -250,3 +254,112 @@ def test_abandon_skips_queued_jobs_but_finishes_the_running_one(tiny_dataset, re
         gate.set()
         if worker.is_alive():
             worker.stop()
+
+
+# --- the memo of encoded results -----------------------------------------------------------------
+
+
+class CountingRunner:
+    """A runner that notes every query it is called with, then answers with `answer`."""
+
+    def __init__(self, answer=compute) -> None:
+        self.answer = answer
+        self.calls: list[Query] = []
+
+    def __call__(self, dataset, query):
+        self.calls.append(query)
+        return self.answer(dataset, query)
+
+
+def sized(size: int):
+    """An answer whose JSON encoding is `size` bytes: a string of `size - 2` x's."""
+    return lambda _dataset, _query: "x" * (size - 2)
+
+
+def run_all(worker, store, queries, first_id=1):
+    """Run `queries` as jobs numbered from `first_id`; the store stand-in's reports."""
+    for job_id, query in enumerate(queries, start=first_id):
+        worker.tell(m.RunJob(job_id, query))
+    return store.take(len(queries))
+
+
+def test_with_a_memo_a_repeated_query_runs_once_and_gets_the_same_bytes(
+    tiny_dataset, stand_ins, start_worker
+):
+    store, _ = stand_ins
+    runner = CountingRunner()
+    worker = start_worker(runner, memo_bytes=1 << 20)
+    queries = (Q1, Q2, Q1, Q1, Q2, Q3)
+    reports = run_all(worker, store, queries)
+    assert runner.calls == [Q1, Q2, Q3]
+    assert reports == [
+        m.JobDone(job_id, jsonio.dumps(compute(tiny_dataset, query)))
+        for job_id, query in enumerate(queries, start=1)
+    ]
+    assert reports[0].result == reports[2].result == reports[3].result
+
+
+@pytest.mark.parametrize("options", [{}, {"memo_bytes": 0}], ids=["default", "zero"])
+def test_without_a_memo_the_runner_runs_for_every_job(stand_ins, start_worker, options):
+    store, _ = stand_ins
+    runner = CountingRunner()
+    worker = start_worker(runner, **options)
+    reports = run_all(worker, store, (Q1, Q1, Q2, Q1))
+    assert runner.calls == [Q1, Q1, Q2, Q1]
+    assert [type(report) for report in reports] == [m.JobDone] * 4
+
+
+@pytest.mark.parametrize(("size", "fits"), [(100, 8), (50, 16)])
+def test_the_memo_is_bounded_in_bytes_and_forgets_the_least_recently_used(
+    stand_ins, start_worker, size, fits
+):
+    store, _ = stand_ins
+    runner = CountingRunner(sized(size))
+    worker = start_worker(runner, memo_bytes=800)  # `fits` results of `size` bytes
+    q = [Query("state_mean", OBESITY, f"S{n}") for n in range(fits + 2)]
+    reports = run_all(worker, store, q[:fits])
+    reports += run_all(worker, store, q[:fits], first_id=fits + 1)  # all still there
+    assert runner.calls == q[:fits]
+    assert {report.result for report in reports} == {jsonio.dumps("x" * (size - 2))}
+    assert len(reports[0].result) == size
+    more = [q[fits], q[1], q[fits + 1], q[0], q[1]]
+    run_all(worker, store, more, first_id=2 * fits + 1)
+    # q[fits] pushes out q[0]; q[1], used again, is kept while q[2] goes for q[fits + 1]; q[0]
+    # runs again.
+    assert runner.calls == [*q[:fits], q[fits], q[fits + 1], q[0]]
+
+
+@pytest.mark.parametrize(("size", "calls"), [(100, 1), (101, 2)])
+def test_a_result_larger_than_an_eighth_of_the_memo_is_not_kept(
+    stand_ins, start_worker, size, calls
+):
+    store, _ = stand_ins
+    runner = CountingRunner(sized(size))
+    worker = start_worker(runner, memo_bytes=800)
+    reports = run_all(worker, store, (Q1, Q1))
+    assert len(runner.calls) == calls
+    assert reports[0].result == reports[1].result
+    assert len(reports[0].result) == size
+
+
+@pytest.mark.parametrize("fault", ["raises", "not JSON"])
+def test_a_failed_job_is_not_memoized(stand_ins, start_worker, fault):
+    store, _ = stand_ins
+    answers = iter([None, {"ok": 1.5}])
+
+    def answer(_dataset, _query):
+        value = next(answers)
+        if value is None:
+            if fault == "raises":
+                raise ValueError("not this time")
+            return float("nan")
+        return value
+
+    runner = CountingRunner(answer)
+    worker = start_worker(runner, memo_bytes=1 << 20)
+    failed, done, again = run_all(worker, store, (Q1, Q1, Q1))
+    assert isinstance(failed, m.JobFailed)
+    assert failed.job_id == 1
+    assert done == m.JobDone(2, b'{"ok": 1.5}')
+    assert again == m.JobDone(3, b'{"ok": 1.5}')
+    assert runner.calls == [Q1, Q1]  # run again after the failure, then from the memo

@@ -47,6 +47,10 @@ class LoopInbox:
             RuntimeError: the loop is closed.
         """
         with self._lock:
+            if self.loop.is_closed():  # a wake-up still pending would never run: queue nothing
+                self._calls.clear()
+                self._scheduled = False
+                raise RuntimeError("Event loop is closed")
             self._calls.append((function, argument))
             if self._scheduled:
                 return
@@ -64,7 +68,12 @@ class LoopInbox:
             calls, self._calls = self._calls, deque()
             self._scheduled = False
         for function, argument in calls:
-            function(argument)
+            try:
+                function(argument)
+            except Exception as exc:  # noqa: BLE001 - one failing call must not lose the others
+                self.loop.call_exception_handler(
+                    {"message": f"LoopInbox call {function!r} failed", "exception": exc}
+                )
 
     def awaitable(self, reply: Future[T]) -> asyncio.Future[T]:
         """An asyncio future of this loop settled like `reply` (call it in the loop's thread).
@@ -75,6 +84,9 @@ class LoopInbox:
 
         def settle(_: Future[T]) -> None:
             if waiter.done():
+                return
+            if reply.cancelled():
+                waiter.cancel()
                 return
             error = reply.exception()
             if error is None:

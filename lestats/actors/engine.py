@@ -117,6 +117,7 @@ class Engine:
             store.stop()
             raise
         self._store, self._dispatcher = store, dispatcher
+        self._loop_side = None  # made before start, it was never subscribed
         recovered = self._call(store, m.TakeRecovered())
         if recovered:
             dispatcher.tell(m.Requeue(recovered))
@@ -326,14 +327,14 @@ class Engine:
         side = self._loop_side
         if side is not None and side.inbox.loop is loop:
             return side
-        side = _LoopSide(loop, self._cache_bytes)
+        previous, side = side, _LoopSide(loop, self._cache_bytes)
+        self._loop_side = side
         store = self._store
         if store is not None and self._cache_bytes > 0:
             with contextlib.suppress(pykka.ActorDeadError):
-                if self._loop_side is not None:
-                    store.tell(m.Unsubscribe(self._loop_side.finished.push))
+                if previous is not None:
+                    store.tell(m.Unsubscribe(previous.finished.push))
                 store.tell(m.Subscribe(side.finished.push))
-                self._loop_side = side
         return side
 
     def _tell(self, ref: pykka.ActorRef[Any] | None, message: Any) -> None:  # noqa: ANN401

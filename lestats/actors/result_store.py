@@ -189,6 +189,9 @@ class ResultStore(pykka.ThreadingActor):
             except RuntimeError:
                 log.debug("subscriber %r is gone; dropped", push)
                 self._subscribers.remove(push)
+            except Exception:
+                log.exception("subscriber %r failed; dropped", push)
+                self._subscribers.remove(push)
 
     # --- queries ---------------------------------------------------------------------------------
 
