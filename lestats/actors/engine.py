@@ -75,7 +75,8 @@ class Engine:
     ) -> None:
         """Configure; nothing runs until `start`.
 
-        `cache_bytes` bounds the results kept in memory (the rest is read from disk); `runner`
+        `cache_bytes` bounds the results the ResultStore keeps in memory (the rest is read from
+        disk; the event loop's copy of finished jobs takes a quarter of that again); `runner`
         computes a job (tests inject slow or failing ones).
         """
         self.dataset = dataset
@@ -366,7 +367,8 @@ class _LoopSide:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, cache_bytes: int) -> None:
         self.inbox = LoopInbox(loop)
-        self.finished = FinishedOutcomes(self.inbox, cache_bytes)
+        # Polls come soon after a job ends: a quarter of the store's cache covers that window.
+        self.finished = FinishedOutcomes(self.inbox, cache_bytes // 4)
 
 
 class _RequestSlots:
