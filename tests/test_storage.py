@@ -158,7 +158,7 @@ def test_cache_is_bounded(results_dir):
     for job_id in range(1, 101):
         storage.save(job_id, b"x" * 100)
         assert _cached_bytes(storage) <= limit
-        assert storage._cache_bytes == _cached_bytes(storage)
+        assert storage._cache.bytes == _cached_bytes(storage)
     for job_id in range(1, 101):
         assert storage.load(job_id) == b"x" * 100
         assert _cached_bytes(storage) <= limit
@@ -170,7 +170,7 @@ def test_cache_skips_big_results(results_dir):
     storage = FileResultStorage(results_dir, cache_bytes=800)
     storage.save(1, b"y" * 101)  # more than an eighth of the limit: never cached
     storage.load(1)
-    assert storage._cache_bytes == 0
+    assert storage._cache.bytes == 0
     assert storage.load(1) == b"y" * 101
 
 
@@ -178,4 +178,4 @@ def test_cache_accounts_for_overwrites(results_dir):
     storage = FileResultStorage(results_dir, cache_bytes=1000)
     storage.save(1, b"a" * 100)
     storage.save(1, b"b" * 10)
-    assert storage._cache_bytes == 10 == _cached_bytes(storage)
+    assert storage._cache.bytes == 10 == _cached_bytes(storage)

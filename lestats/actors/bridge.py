@@ -15,8 +15,10 @@ server's back may still be served from it, as from any cache).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from lestats.actors.sized_cache import SizedCache
 
 if TYPE_CHECKING:
     import asyncio
@@ -108,14 +110,13 @@ class FinishedOutcomes:
     """The outcomes of recently finished jobs, in the loop's thread, bounded in bytes.
 
     The ResultStore calls `push` (from its thread) with each batch of jobs that finished; the
-    batch is applied in the loop's thread, which alone reads with `get`. Oldest entries go first.
+    batch is applied in the loop's thread, which alone reads with `get`. Least recently used
+    entries go first.
     """
 
     def __init__(self, inbox: LoopInbox, max_bytes: int) -> None:
         self._inbox = inbox
-        self._entries: OrderedDict[int, JobOutcome] = OrderedDict()
-        self._bytes = 0
-        self._max_bytes = max_bytes
+        self._outcomes: SizedCache[int, JobOutcome] = SizedCache(max_bytes, _size)
 
     def push(self, batch: tuple[tuple[int, JobOutcome], ...]) -> None:
         """Hand a batch of finished jobs to the loop; from any thread.
@@ -127,19 +128,12 @@ class FinishedOutcomes:
 
     def get(self, job_id: int) -> JobOutcome | None:
         """The outcome of `job_id` if it finished recently; in the loop's thread only."""
-        return self._entries.get(job_id)
+        return self._outcomes.get(job_id)
 
     def _add(self, batch: tuple[tuple[int, JobOutcome], ...]) -> None:
-        entries = self._entries
         for job_id, outcome in batch:
-            size = _size(outcome)
-            if size > self._max_bytes // 8 or job_id in entries:
-                continue
-            entries[job_id] = outcome
-            self._bytes += size
-        while self._bytes > self._max_bytes:
-            _, evicted = entries.popitem(last=False)
-            self._bytes -= _size(evicted)
+            if job_id not in self._outcomes:  # finished is final: the first report stands
+                self._outcomes.put(job_id, outcome)
 
 
 def _size(outcome: JobOutcome) -> int:

@@ -11,9 +11,10 @@ import contextlib
 import json
 import os
 import re
-from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
+
+from lestats.actors.sized_cache import SizedCache
 
 _RESULT_FILE = re.compile(r"job_id_([1-9][0-9]*)\.json")
 _TEMPORARY_SUFFIX = ".tmp"
@@ -53,9 +54,7 @@ class FileResultStorage:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prefix = f"{self.directory}{os.sep}"  # plain strings: pathlib costs on every job
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
-        self._cache_bytes = 0
-        self._cache_limit = cache_bytes
+        self._cache: SizedCache[int, bytes] = SizedCache(cache_bytes)
         for leftover in self.directory.glob(f".job_id_*{_TEMPORARY_SUFFIX}"):
             leftover.unlink(missing_ok=True)
 
@@ -81,17 +80,16 @@ class FileResultStorage:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)  # noqa: PTH108
             raise
-        self._remember(job_id, result)
+        self._cache.put(job_id, result)
 
     def load(self, job_id: int) -> bytes:
         """The result bytes, from the cache or the file."""
         cached = self._cache.get(job_id)
         if cached is not None:
-            self._cache.move_to_end(job_id)
             return cached
         with open(f"{self._prefix}job_id_{int(job_id)}.json", "rb") as file:  # noqa: PTH123
             result = file.read()
-        self._remember(job_id, result)
+        self._cache.put(job_id, result)
         return result
 
     def exists(self, job_id: int) -> bool:
@@ -123,15 +121,3 @@ class FileResultStorage:
                 if match := _RESULT_FILE.fullmatch(entry.name):
                     highest = max(highest, int(match.group(1)))
         return highest
-
-    def _remember(self, job_id: int, result: bytes) -> None:
-        if len(result) > self._cache_limit // 8:
-            return
-        previous = self._cache.pop(job_id, None)
-        if previous is not None:
-            self._cache_bytes -= len(previous)
-        self._cache[job_id] = result
-        self._cache_bytes += len(result)
-        while self._cache_bytes > self._cache_limit:
-            _, evicted = self._cache.popitem(last=False)
-            self._cache_bytes -= len(evicted)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from lestats import jsonio
 from lestats.actors import messages as m
+from lestats.actors.sized_cache import SizedCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,9 +64,7 @@ class Worker(pykka.ThreadingActor):
         self._store = store
         self._dispatcher = dispatcher
         self._current: int | None = None
-        self._memo: OrderedDict[Query, bytes] = OrderedDict()
-        self._memo_bytes = 0
-        self._memo_limit = memo_bytes
+        self._memo: SizedCache[Query, bytes] = SizedCache(memo_bytes)
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
         """Run a job, or stop after the jobs queued before the poison."""
@@ -98,16 +96,9 @@ class Worker(pykka.ThreadingActor):
     def _result(self, query: Query) -> bytes:
         """The query's encoded answer, from the memo when it is there."""
         result = self._memo.get(query)
-        if result is not None:
-            self._memo.move_to_end(query)
-            return result
-        result = jsonio.dumps(self._runner(self._dataset, query))
-        if len(result) <= self._memo_limit // 8:
-            self._memo[query] = result
-            self._memo_bytes += len(result)
-            while self._memo_bytes > self._memo_limit:
-                _, evicted = self._memo.popitem(last=False)
-                self._memo_bytes -= len(evicted)
+        if result is None:
+            result = jsonio.dumps(self._runner(self._dataset, query))
+            self._memo.put(query, result)
         return result
 
     def on_failure(
