@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, default_workers
-from lestats.cli import parse_args
+from lestats.cli import parse_args, startup_objects_frozen
 
 
 def test_defaults_bind_loopback_only_and_match_the_spec():
@@ -26,3 +27,19 @@ def test_workers_default_to_tp_num_of_threads_then_the_cpu_count(monkeypatch):
     assert parse_args([]).workers == (os.cpu_count() or 1)
     monkeypatch.setenv("TP_NUM_OF_THREADS", "zero")
     assert default_workers() == (os.cpu_count() or 1)
+
+
+def test_objects_alive_at_startup_are_frozen_while_serving_then_released():
+    class LongLived:
+        pass
+
+    before = LongLived()
+    assert gc.get_freeze_count() == 0
+    with startup_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        during = LongLived()
+        frozen_ids = {id(o) for o in gc.get_objects()}  # frozen objects are not listed
+        assert id(before) not in frozen_ids
+        assert id(during) in frozen_ids
+    assert gc.get_freeze_count() == 0
+    assert id(before) in {id(o) for o in gc.get_objects()}
