@@ -11,8 +11,8 @@ Three shapes of load, each bounded in count and in time:
   `Retry-After`), and every accepted job must end `done`.
 
 `longpoll_latency` times `GET ?wait=` right after the POST against a plain `GET` of the same job
-once done: the difference is how late a long-poll answers after the job finishes (plus the
-job's compute time, microseconds here).
+once done, and notes when each long-poll answer arrived (`time.monotonic_ns`): against the
+moment the server finished the job (`bench.stamped_server`), that is how late the answer came.
 
 All clients share one `aiohttp.ClientSession` whose connector has no connection limit. Answers
 are checked for their `status` only: a result's data is not decoded (that is the tests' job, and
@@ -753,6 +753,10 @@ class LongPollFigures:
     paired: tuple[float, ...] = field(repr=False)
     """Per job: the long-poll round trip minus the plain GET round trip."""
     errors: dict[str, int]
+    asked: dict[int, int] = field(default_factory=dict, repr=False)
+    """Job number -> `time.monotonic_ns()` when its long-poll was sent."""
+    answered: dict[int, int] = field(default_factory=dict, repr=False)
+    """Job number -> `time.monotonic_ns()` when its long-poll answer (`done`) had arrived."""
 
     def excess(self, q: float) -> float:
         """The q-quantile of the long-poll round trip minus the median plain GET."""
@@ -774,6 +778,8 @@ async def longpoll_latency(
     waits: list[float] = []
     plains: list[float] = []
     paired: list[float] = []
+    asked: dict[int, int] = {}
+    answered: dict[int, int] = {}
     async with _client_scope(base_url, session, workload) as (base, s, chosen):
 
         async def timed_get(url: str) -> tuple[float, str]:
@@ -788,7 +794,9 @@ async def longpoll_latency(
                 await asyncio.sleep(ERROR_PAUSE)
                 return
             url = f"{base}/api/get_results/{job_id}"
+            sent = time.monotonic_ns()
             wait, state = await timed_get(f"{url}?wait={WAIT_SECONDS}")
+            arrived = time.monotonic_ns()
             plain, again = await timed_get(url)
             if state != "done" or again != "done":
                 tally.errors[f"long-poll {state}, then {again}"] += 1
@@ -796,6 +804,9 @@ async def longpoll_latency(
             waits.append(wait)
             plains.append(plain)
             paired.append(wait - plain)
+            number = _job_number(job_id)
+            if number is not None:
+                asked[number], answered[number] = sent, arrived
 
         await _run_clients(
             clients,
@@ -813,6 +824,8 @@ async def longpoll_latency(
         plains=tuple(sorted(plains)),
         paired=tuple(sorted(paired)),
         errors=dict(tally.errors),
+        asked=asked,
+        answered=answered,
     )
 
 

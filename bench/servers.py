@@ -268,14 +268,17 @@ def lestats_server(
     max_pending: int | None = None,
     name: str = "lestats",
     results_dir: Path | None = None,
+    stamps: Path | None = None,
 ) -> ServerProcess:
     """The real server (`run.py`) on a free port, its log and results inside `workdir`.
 
-    `results_dir` puts the results elsewhere (on tmpfs, say).
+    `results_dir` puts the results elsewhere (on tmpfs, say); with `stamps`, it is run through
+    `bench.stamped_server`, which writes there when each job finished.
     """
+    program = ["-m", "bench.stamped_server", "--stamps", str(stamps)] if stamps else ["run.py"]
     argv = [
         sys.executable,
-        str(REPO / "run.py"),
+        *program,
         "--port",
         "0",
         "--workers",

@@ -1,0 +1,61 @@
+"""`run.py` that also notes the moment each job finishes, for the long-poll latency bench.
+
+`python -m bench.stamped_server --stamps FILE [run.py's options]` serves exactly as `run.py`
+does; in addition, each time the ResultStore has saved a result (the moment its job becomes
+`done`), a line `N NANOSECONDS` goes to FILE: the job number and `time.monotonic_ns()`. That
+clock (CLOCK_MONOTONIC) is one clock for every process on the machine, so the load generator
+can subtract it from the moment a long-poll answer reached it: how late the answer came after
+the job finished, with the job's own running time left out.
+
+The stamp costs the ResultStore one small write per job, so this server is only used where that
+delay is measured, never for the throughput rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from lestats import cli
+from lestats.actors.storage import FileResultStorage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+
+def stamping(
+    save: Callable[[FileResultStorage, int, bytes], None], out: TextIO
+) -> Callable[[FileResultStorage, int, bytes], None]:
+    """`save`, then a line `N NANOSECONDS` to `out` (flushed, so readable at once)."""
+
+    def save_and_stamp(storage: FileResultStorage, job_id: int, result: bytes) -> None:
+        save(storage, job_id, result)
+        out.write(f"{job_id} {time.monotonic_ns()}\n")
+
+    return save_and_stamp
+
+
+def read_stamps(path: Path) -> dict[int, int]:
+    """Job number -> `monotonic_ns` when it finished; a torn last line is skipped."""
+    stamps: dict[int, int] = {}
+    for line in path.read_text(encoding="ascii").splitlines():
+        number, _, nanoseconds = line.partition(" ")
+        if number.isdigit() and nanoseconds.isdigit():
+            stamps[int(number)] = int(nanoseconds)
+    return stamps
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Take `--stamps FILE`, pass the rest to run.py's `main`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.stamped_server", add_help=False)
+    parser.add_argument("--stamps", type=Path, required=True, help="where the stamps go")
+    args, rest = parser.parse_known_args(argv)
+    with args.stamps.open("w", encoding="ascii", buffering=1) as out:
+        FileResultStorage.save = stamping(FileResultStorage.save, out)  # type: ignore[method-assign]
+        return cli.main(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
