@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench import loadgen, option, parse_plan
-from bench.servers import ServerProcess, process_cpu_seconds, scratch_dir
+from bench import bench_http, loadgen, option, parse_plan
+from bench.servers import ServerProcess, scratch_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,15 +72,11 @@ def server(name: str, command: str, workdir: Path, results_in: str) -> ServerPro
 
 async def measure(target: ServerProcess, plan: AbPlan) -> Round:
     """One closed-loop run against `target`, with the server's CPU time meanwhile."""
-    cpu = process_cpu_seconds(target.pid)
-    figures = await loadgen.closed_loop(
-        target.url, plan.clients, plan.jobs, time_limit=plan.time_limit
-    )
-    spent = process_cpu_seconds(target.pid) - cpu
+    run = loadgen.closed_loop(target.url, plan.clients, plan.jobs, time_limit=plan.time_limit)
+    figures = await bench_http.measure(target, run)
     if figures.error_count:
         raise RuntimeError(f"{target.name}: errors {figures.errors}")
-    jobs = max(1, figures.jobs)
-    return Round(figures.jobs_per_s, spent / jobs, loadgen.percentile(figures.latencies, 0.99))
+    return Round(figures.jobs_per_s, figures.server_cpu_per_job, figures.latency(0.99))
 
 
 async def compare(plan: AbPlan) -> str:

@@ -750,8 +750,6 @@ class LongPollFigures:
     """`GET ?wait=` sent right after the POST answered: round trip."""
     plains: tuple[float, ...] = field(repr=False)
     """A plain `GET` of the same job, done by then: round trip."""
-    paired: tuple[float, ...] = field(repr=False)
-    """Per job: the long-poll round trip minus the plain GET round trip."""
     errors: dict[str, int]
     asked: dict[int, int] = field(default_factory=dict, repr=False)
     """Job number -> `time.monotonic_ns()` when its long-poll was sent."""
@@ -777,7 +775,6 @@ async def longpoll_latency(
     tally = Tally()
     waits: list[float] = []
     plains: list[float] = []
-    paired: list[float] = []
     asked: dict[int, int] = {}
     answered: dict[int, int] = {}
     async with _client_scope(base_url, session, workload) as (base, s, chosen):
@@ -803,7 +800,6 @@ async def longpoll_latency(
                 return
             waits.append(wait)
             plains.append(plain)
-            paired.append(wait - plain)
             number = _job_number(job_id)
             if number is not None:
                 asked[number], answered[number] = sent, arrived
@@ -822,7 +818,6 @@ async def longpoll_latency(
         clients=clients,
         waits=tuple(sorted(waits)),
         plains=tuple(sorted(plains)),
-        paired=tuple(sorted(paired)),
         errors=dict(tally.errors),
         asked=asked,
         answered=answered,

@@ -275,7 +275,9 @@ def lestats_server(
     `results_dir` puts the results elsewhere (on tmpfs, say); with `stamps`, it is run through
     `bench.stamped_server`, which writes there when each job finished.
     """
-    program = ["-m", "bench.stamped_server", "--stamps", str(stamps)] if stamps else ["run.py"]
+    program = [str(REPO / "run.py")]
+    if stamps is not None:
+        program = ["-m", "bench.stamped_server", "--stamps", str(stamps)]
     argv = [
         sys.executable,
         *program,

@@ -38,9 +38,9 @@ def stamping(
 
 
 def read_stamps(path: Path) -> dict[int, int]:
-    """Job number -> `monotonic_ns` when it finished; a torn last line is skipped."""
+    """Job number -> `monotonic_ns` when it finished; a last line not yet ended is skipped."""
     stamps: dict[int, int] = {}
-    for line in path.read_text(encoding="ascii").splitlines():
+    for line in path.read_text(encoding="ascii").split("\n")[:-1]:
         number, _, nanoseconds = line.partition(" ")
         if number.isdigit() and nanoseconds.isdigit():
             stamps[int(number)] = int(nanoseconds)

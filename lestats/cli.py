@@ -82,17 +82,17 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        urls = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
-        sys.stdout.write(f"Le Stats Sportif serving on {urls} (Ctrl+C drains and stops)\n")
-        sys.stdout.flush()
-        log.info("serving on %s", urls)
-        with startup_objects_frozen():
+        with startup_objects_frozen():  # before listening: no request waits on the collection
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            urls = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
+            sys.stdout.write(f"Le Stats Sportif serving on {urls} (Ctrl+C drains and stops)\n")
+            sys.stdout.flush()
+            log.info("serving on %s", urls)
             await stop.wait()
         log.info("signal received: draining")
     finally:
