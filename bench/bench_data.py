@@ -310,7 +310,7 @@ def bench_jobs(seed: int) -> None:
         query = Query(endpoint, QUESTION, state if NEEDS_STATE[endpoint] else None)
         fast = per_call_us(lambda query=query: compute(dataset, query), 0.1)
         slow = per_call_us(
-            lambda query=query: naive.reference(query.endpoint, QUESTION, query.state, rows),
+            lambda query=query: naive.reference(query.kind, QUESTION, query.state, rows),
             0.05,
         )
         result = compute(dataset, query)

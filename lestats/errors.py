@@ -63,12 +63,17 @@ class ShuttingDown(LeStatsError):  # noqa: N818
 
 
 class StorageError(LeStatsError):
-    """The results directory cannot record a job right now; nothing was accepted. Retry later."""
+    """The job store cannot do what was asked right now; nothing changed.
 
-    def __init__(self, problem: str, retry_after: float = 1.0) -> None:
+    `transient` says that the cause may pass (a full disk, no free descriptors, a store server
+    away): retry after `retry_after` seconds. Otherwise the store is unusable as configured.
+    """
+
+    def __init__(self, problem: str, retry_after: float = 1.0, *, transient: bool = False) -> None:
         super().__init__(f"cannot record the job: {problem}")
         self.problem = problem
         self.retry_after = retry_after
+        self.transient = transient
 
 
 class JobFailed(LeStatsError):  # noqa: N818

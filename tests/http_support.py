@@ -155,7 +155,7 @@ def gate(aiohttp_client):  # noqa: ARG001 - set up after the client, so torn dow
 def failing_runner(dataset: Dataset, query: Query) -> object:
     """A runner whose every job fails (the worker must turn it into a job `error`)."""
     del dataset
-    raise RuntimeError(f"injected failure for {query.endpoint}")
+    raise RuntimeError(f"injected failure for {query.kind}")
 
 
 # --- helpers -------------------------------------------------------------------------------------

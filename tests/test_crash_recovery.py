@@ -64,7 +64,7 @@ def post_jobs(port: int, first: int, count: int, *, accepted: dict[str, int], lo
         for n in range(first, first + count):
             query = query_for(n)
             body = json.dumps({"question": query.question})
-            connection.request("POST", f"/api/{query.endpoint}", body=body)
+            connection.request("POST", f"/api/{query.kind}", body=body)
             response = connection.getresponse()
             answer = json.loads(response.read())
             assert response.status == 200, answer

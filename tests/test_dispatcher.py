@@ -533,7 +533,7 @@ def test_the_job_that_crashed_a_worker_is_not_run_again(  # noqa: PLR0917 - fixt
             if len(attempts) == 1:  # a fault that strikes once (say, memory exhausted)
                 crash_gate.wait(10)
                 raise Crash("the job took the worker down")
-            return compute(dataset, Query(query.endpoint, query.question))
+            return compute(dataset, Query(query.kind, query.question))
         return compute(dataset, query)
 
     spawn, spawned = real_workers(store, runner)

@@ -219,7 +219,7 @@ async def test_old_results_are_served_and_numbering_continues(serve, http_datase
 
 async def test_a_restart_keeps_done_and_failed_jobs(serve, http_dataset):
     def fail_best5(dataset, query):
-        if query.endpoint == "best5":
+        if query.kind == "best5":
             raise RuntimeError("best5 is broken")
         return compute(dataset, query)
 
@@ -335,9 +335,9 @@ async def test_jobs_lists_every_job_in_id_order_with_its_status(serve, http_data
     hold = threading.Event()
 
     def runner(dataset, query):
-        if query.endpoint == "best5":
+        if query.kind == "best5":
             raise ValueError("this one fails")
-        if query.endpoint == "worst5":
+        if query.kind == "worst5":
             hold.wait(30)
         return compute(dataset, query)
 

@@ -144,14 +144,7 @@ class Journal:
 
 
 def _submitted(job_id: int, query: Query) -> dict[str, object]:
-    record: dict[str, object] = {
-        "job": job_id,
-        "endpoint": query.endpoint,
-        "question": query.question,
-    }
-    if query.state is not None:
-        record["state"] = query.state
-    return record
+    return {"job": job_id, "query": query.to_json()}
 
 
 def _apply(state: JournalState, record: dict[str, object]) -> None:
@@ -159,9 +152,7 @@ def _apply(state: JournalState, record: dict[str, object]) -> None:
         state.next_id = max(state.next_id, int(record["next"]))  # type: ignore[call-overload]
     elif "job" in record:
         job_id = int(record["job"])  # type: ignore[call-overload]
-        state.unfinished[job_id] = Query(
-            str(record["endpoint"]), str(record["question"]), _optional_str(record.get("state"))
-        )
+        state.unfinished[job_id] = _query(record)
         state.next_id = max(state.next_id, job_id + 1)
     elif "failed" in record:
         job_id = int(record["failed"])  # type: ignore[call-overload]
@@ -172,8 +163,14 @@ def _apply(state: JournalState, record: dict[str, object]) -> None:
         raise KeyError("no record type")
 
 
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
+def _query(record: dict[str, object]) -> Query:
+    """The job's query: `{"query": ...}`, or the flat fields journals written before it had one."""
+    if "query" in record:
+        return Query.from_json(record["query"])
+    state = record.get("state")
+    return Query(
+        str(record["endpoint"]), str(record["question"]), None if state is None else str(state)
+    )
 
 
 def _sync_directory(directory: Path) -> None:

@@ -109,4 +109,4 @@ STATISTICS: dict[str, Callable[[Dataset, Query], Result]] = {
 
 def compute(dataset: Dataset, query: Query) -> Result:
     """Answer `query` from `dataset`: the `data` of a done job."""
-    return STATISTICS[query.endpoint](dataset, query)
+    return STATISTICS[query.kind](dataset, query)

@@ -1,0 +1,1 @@
+"""Where job state lives: the `JobStore` interface and its implementations (see `base`)."""
