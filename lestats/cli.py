@@ -17,7 +17,8 @@ from lestats.actors.engine import DEFAULT_MAX_PENDING, Engine, default_workers
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.errors import DatasetError
 from lestats.http.app import create_app
-from lestats.logs import start_file_logging
+from lestats.logs import LOG_FORMATS, start_file_logging
+from lestats.progress import reading
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -55,6 +56,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-file", default="webserver.log", help="rotating server log")
     parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="the log's lines: text for people, json for one JSON object per line",
+    )
+    parser.add_argument(
         "--max-pending",
         type=_positive,
         default=DEFAULT_MAX_PENDING,
@@ -71,10 +78,11 @@ def _positive(text: str) -> int:
 
 
 def load(path: str | None) -> Dataset:
-    """The dataset at `path`, or the demo dataset generated in memory."""
+    """The dataset at `path` (with a progress bar on a terminal), or the demo dataset."""
     if path is None:
         return load_demo_dataset()
-    return load_dataset(path)
+    with reading(path, "loading"):
+        return load_dataset(path)
 
 
 async def serve(app: web.Application, host: str, port: int) -> None:
@@ -122,7 +130,7 @@ def startup_objects_frozen() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; 0 after a clean drain, 2 when the data cannot be loaded."""
     args = parse_args(argv)
-    log_writer = start_file_logging(args.log_file)
+    log_writer = start_file_logging(args.log_file, log_format=args.log_format)
     try:
         try:
             dataset = load(args.data)

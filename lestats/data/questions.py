@@ -5,6 +5,8 @@ The direction decides what `best5` and `worst5` mean; the strings must match exa
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 BEST_IS_MIN: tuple[str, ...] = (
     "Percent of adults aged 18 years and older who have an overweight classification",
     "Percent of adults aged 18 years and older who have obesity",
@@ -36,6 +38,22 @@ BEST_IS_MAX: tuple[str, ...] = (
 
 QUESTIONS: frozenset[str] = frozenset(BEST_IS_MIN + BEST_IS_MAX)
 """Exactly the valid question strings."""
+
+QUESTION_IDS = MappingProxyType(
+    {
+        "Q018": BEST_IS_MIN[3],
+        "Q019": BEST_IS_MIN[4],
+        "Q036": BEST_IS_MIN[1],
+        "Q037": BEST_IS_MIN[0],
+        "Q043": BEST_IS_MAX[0],
+        "Q044": BEST_IS_MAX[1],
+        "Q045": BEST_IS_MAX[2],
+        "Q046": BEST_IS_MAX[3],
+        "Q047": BEST_IS_MIN[2],
+    }
+)
+"""The CDC's `QuestionID` of each of the nine (column `QuestionID` of the export), for people
+who name a question by its id (`Q036`) rather than its text."""
 
 _BEST_IS_MIN = frozenset(BEST_IS_MIN)
 
