@@ -7,6 +7,8 @@ What a user may import from here; everything else is internal and may change:
   built-in demo generator, or from rows in memory.
 - `create_app`: the aiohttp application serving an Engine.
 - `messages`: the actors' message types, for message-level tests and embedders.
+- `Query`, `Registry`, `Statistic`, `Parameter`, `default_registry`: the statistics registry
+  (more in `lestats.registry`), to add statistics and questions.
 - `JobStatus`, `JobOutcome` and the error types.
 """
 
@@ -15,6 +17,9 @@ from lestats.actors.engine import Engine
 from lestats.actors.jobs import JobOutcome, JobStatus
 from lestats.data.dataset import Dataset, Record
 from lestats.data.loader import load_dataset, load_demo_dataset
+from lestats.data.query import Query
+from lestats.data.registry import Parameter, Registry, Statistic
+from lestats.data.statistics import default_registry
 from lestats.errors import (
     DatasetError,
     InvalidQuery,
@@ -37,11 +42,16 @@ __all__ = [
     "JobStatus",
     "LeStatsError",
     "Overloaded",
+    "Parameter",
+    "Query",
     "Record",
+    "Registry",
     "ShuttingDown",
+    "Statistic",
     "StorageError",
     "UnknownJob",
     "create_app",
+    "default_registry",
     "load_dataset",
     "load_demo_dataset",
     "messages",

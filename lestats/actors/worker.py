@@ -42,9 +42,10 @@ class Worker(pykka.ThreadingActor):
     The Dataset is shared by reference, never copied. Once `abandon` is set (a shutdown without
     drain), queued jobs are skipped unreported: they stay in the journal and run at the next start.
 
-    With `memo_bytes`, the runner is taken to be pure (the dataset never changes, so a query's
-    answer never does): the encoded results of recent queries are kept, up to that many bytes,
-    and a repeated query costs a lookup instead of a computation and a JSON encoding.
+    With `memo_bytes`, the encoded results of recent queries that `pure` accepts (by default,
+    every query: the dataset never changes, so a pure statistic's answer never does) are kept,
+    up to that many bytes, and a repeated query costs a lookup instead of a computation and a
+    JSON encoding.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class Worker(pykka.ThreadingActor):
         abandon: threading.Event | None = None,
         *,
         memo_bytes: int = 0,
+        pure: Callable[[Query], bool] | None = None,
     ) -> None:
         super().__init__()
         self._abandon = abandon or threading.Event()
@@ -65,6 +67,7 @@ class Worker(pykka.ThreadingActor):
         self._dispatcher = dispatcher
         self._current: int | None = None
         self._memo: SizedCache[Query, bytes] = SizedCache(memo_bytes)
+        self._pure = pure
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
         """Run a job, or stop after the jobs queued before the poison."""
@@ -95,6 +98,8 @@ class Worker(pykka.ThreadingActor):
 
     def _result(self, query: Query) -> bytes:
         """The query's encoded answer, from the memo when it is there."""
+        if self._pure is not None and not self._pure(query):
+            return jsonio.dumps(self._runner(self._dataset, query))
         result = self._memo.get(query)
         if result is None:
             result = jsonio.dumps(self._runner(self._dataset, query))
