@@ -11,8 +11,8 @@ import pytest
 from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 from lestats import jsonio
+from lestats import messages as m
 from lestats.actors import engine as engine_module
-from lestats.actors import messages as m
 from lestats.actors.engine import Engine, default_workers
 from lestats.actors.jobs import RUNNING, JobStatus
 from lestats.data.query import Query

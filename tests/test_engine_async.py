@@ -12,7 +12,7 @@ from typing import Self
 import pytest
 from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy
 
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, parse_job_id
 from lestats.data.query import Query
 from lestats.data.registry import Registry

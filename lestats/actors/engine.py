@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self, overload
 import pykka
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.dispatcher import Dispatcher
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id

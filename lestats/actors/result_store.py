@@ -11,16 +11,17 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pykka
-
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.committer import JournalCommitter, release, send
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
+from lestats.actors.refs import RequestActor
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Future
+
+    import pykka
 
     from lestats.actors.journal import Journal
     from lestats.actors.storage import ResultStorage
@@ -34,7 +35,7 @@ COMMIT_DELAY = 0.002
 """...or once the oldest has waited this many seconds."""
 
 
-class ResultStore(pykka.ThreadingActor):
+class ResultStore(RequestActor):
     """Numbers, journals and hands out accepted jobs; persists results; answers about them.
 
     A job's id is answered only once its journal line is on disk (group commit, through the
@@ -153,7 +154,7 @@ class ResultStore(pykka.ThreadingActor):
         self._notify(message.job_id, JobOutcome(JobStatus.DONE, message.result))
         self._compact_if_due()
 
-    def _job_failed(self, message: m.JobFailed) -> None:
+    def _job_errored(self, message: m.JobErrored) -> None:
         if message.job_id not in self._pending:
             log.warning("failure of job %d, which is not running; ignored", message.job_id)
             return
@@ -365,7 +366,7 @@ class ResultStore(pykka.ThreadingActor):
     _handlers: ClassVar[dict[type, Any]] = {
         m.RegisterJob: _register,
         m.JobDone: _done,
-        m.JobFailed: _job_failed,
+        m.JobErrored: _job_errored,
         m.GetOutcome: _get_outcome,
         m.WatchJob: _watch,
         m.Unwatch: _unwatch,

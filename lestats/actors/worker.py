@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
+from lestats.actors.refs import RequestActor
 from lestats.actors.sized_cache import SizedCache
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class WorkerCrashedError(Exception):
     """
 
 
-class Worker(pykka.ThreadingActor):
+class Worker(RequestActor):
     """Runs jobs in arrival order and reports each to the ResultStore as done or failed.
 
     An exception in a job fails that job and the Worker carries on. Only a fatal fault kills the
@@ -87,10 +88,10 @@ class Worker(pykka.ThreadingActor):
             result = self._result(job.query)
         except Exception as exc:
             log.exception("job %d failed", job.job_id)
-            self._store.tell(m.JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
+            self._store.tell(m.JobErrored(job.job_id, f"{type(exc).__name__}: {exc}"))
         except BaseException as exc:
             reason = f"the worker running it crashed: {type(exc).__name__}: {exc}"
-            self._store.tell(m.JobFailed(job.job_id, reason))
+            self._store.tell(m.JobErrored(job.job_id, reason))
             raise WorkerCrashedError(reason) from exc
         else:
             self._store.tell(m.JobDone(job.job_id, result))
