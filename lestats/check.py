@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lestats.data.loader import load_dataset
-from lestats.data.questions import QUESTIONS
+from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.errors import DatasetError
 from lestats.question_names import label
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from lestats.data.dataset import Dataset
 
+COURSE_QUESTIONS = frozenset(BEST_IS_MIN + BEST_IS_MAX)
 _YEAR_START = 4
 """The index of `YearStart` in a group key (`lestats.data.dataset.GroupKey`)."""
 
@@ -77,17 +78,17 @@ def report(dataset: Dataset) -> Report:
             f"{dataset.rows_skipped} of {dataset.rows_read} rows skipped "
             "(no numeric Data_Value, or not as many cells as the header)"
         )
-    missing = sorted(QUESTIONS - rows.keys(), key=label)
+    missing = sorted(COURSE_QUESTIONS - rows.keys(), key=label)
     if missing:
         problems.append(
             f"{len(missing)} of the nine course questions have no row: "
             + "; ".join(label(q) for q in missing)
         )
-    other = sorted(rows.keys() - QUESTIONS)
+    other = sorted(rows.keys() - COURSE_QUESTIONS)
     if other:
         problems.append(
-            f"{len(other)} questions are not among the nine the course endpoints serve: "
-            + "; ".join(other)
+            f"{len(other)} questions are not among the course's nine (best5 and worst5 refuse "
+            "them: which way is better is not declared): " + "; ".join(other)
         )
     if not years:
         problems.append("no year: the YearStart column is absent or empty")

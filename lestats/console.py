@@ -19,7 +19,7 @@ import json
 import sys
 import tempfile
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from lestats import cli, progress
 from lestats.actors.engine import Engine
@@ -27,7 +27,8 @@ from lestats.answer_table import render
 from lestats.check import check, format_report
 from lestats.client import Client
 from lestats.data.loader import load_dataset, load_demo_dataset
-from lestats.data.query import ALLOWED_QUESTIONS, ENDPOINTS, NEEDS_STATE
+from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
+from lestats.data.statistics import COURSE_STATISTICS, default_registry
 from lestats.errors import LeStatsError
 from lestats.question_names import label, resolve
 
@@ -39,13 +40,8 @@ if TYPE_CHECKING:
 ASK_TIMEOUT = 60.0
 """Seconds `ask` waits for its job."""
 DEMO = "the demo dataset"
-
-
-class _Answers(Protocol):
-    """What `ask` needs of an Engine or a Client (both have it)."""
-
-    def submit(self, endpoint: str, question: object, state: object = None) -> str: ...
-    def result(self, job_id: str | int, timeout: float | None = None) -> object: ...
+COURSE_QUESTIONS = BEST_IS_MIN + BEST_IS_MAX
+"""What a fragment is resolved against for a server (an embedded engine knows its data's)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,7 +62,12 @@ def parser() -> argparse.ArgumentParser:
         description="Answer one statistic: through the server at --server, or else embedded "
         "on the demo data (or --data).",
     )
-    ask.add_argument("statistic", choices=ENDPOINTS, metavar="STATISTIC", help=", ".join(ENDPOINTS))
+    ask.add_argument(
+        "statistic",
+        choices=COURSE_STATISTICS,
+        metavar="STATISTIC",
+        help=", ".join(COURSE_STATISTICS),
+    )
     ask.add_argument(
         "--question",
         "-q",
@@ -112,17 +113,20 @@ def _explained(exc: LeStatsError) -> str:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    question = resolve(args.question, ALLOWED_QUESTIONS)
-    state = args.state if NEEDS_STATE[args.statistic] else None
+    statistic = default_registry()[args.statistic]
+    state = args.state if statistic.needs_state else None
     with ExitStack() as stack:
-        answers: _Answers
+        answers: Engine | Client
         if args.server:
+            question = resolve(args.question, COURSE_QUESTIONS)
             answers = stack.enter_context(Client(args.server))
         else:
             dataset = _load(args.data)
             results = stack.enter_context(tempfile.TemporaryDirectory(prefix="lestats-ask-"))
-            answers = stack.enter_context(Engine(dataset, workers=1, results_dir=results))
-        job_id = answers.submit(args.statistic, question, state)
+            engine = Engine(dataset, workers=1, results_dir=results)
+            question = resolve(args.question, engine.registry.questions(dataset))
+            answers = stack.enter_context(engine)
+        job_id = answers.submit(args.statistic, question=question, state=state)
         data = answers.result(job_id, timeout=ASK_TIMEOUT)
     if args.json:
         sys.stdout.write(json.dumps(data) + "\n")

@@ -26,7 +26,7 @@ from lestats.actors.engine import Engine
 from lestats.actors.jobs import RUNNING, JobStatus
 from lestats.client import Client, ConnectionFailed, RemoteError
 from lestats.client.protocol import Answer, RetryPolicy, error_for
-from lestats.data.query import ENDPOINTS
+from lestats.data.statistics import COURSE_STATISTICS
 from lestats.errors import (
     InvalidQuery,
     JobFailed,
@@ -47,7 +47,7 @@ PROGRAM = """
 import asyncio
 import sys
 
-from lestats import Engine, InvalidQuery, ShuttingDown, UnknownJob, load_demo_dataset
+from lestats import Engine, InvalidQuery, Query, ShuttingDown, UnknownJob, load_demo_dataset
 from lestats.client import Client
 
 QUESTION = "Percent of adults aged 18 years and older who have obesity"
@@ -72,6 +72,14 @@ with engine:
             engine.submit(*bad)
         except InvalidQuery as exc:
             print("InvalidQuery", exc.reason, exc.allowed)
+    typed = engine.submit(Query("global_mean", QUESTION))
+    keywords = engine.submit("state_diff_from_mean", question=MUSCLE, state="Texas")
+    print(typed, engine.result(typed, timeout=10), keywords, engine.result(keywords, timeout=10))
+    try:
+        engine.submit("trend", question=QUESTION, location=["OH"])
+    except InvalidQuery as exc:
+        print("InvalidQuery", exc.reason, exc.allowed)
+    print(engine.jobs(after=2, limit=3), engine.jobs(8), engine.jobs(limit=1))
     for unknown in ("job_id_999", "../etc", 0, "job_id_01"):
         try:
             engine.outcome(unknown)
@@ -84,6 +92,7 @@ with engine:
         print(await engine.wait_async(job, 5), await engine.outcome_async(job))
         print(await engine.status_async(job), await engine.num_jobs_async())
         print(await engine.jobs_async())
+        print(await engine.jobs_async(3, 2), [page async for page in engine.job_pages(9)])
         try:
             await engine.result_async("job_id_12345")
         except UnknownJob as exc:
@@ -131,7 +140,7 @@ def test_one_program_runs_the_same_embedded_and_remote(tmp_path):
         server.kill()
     assert remote == embedded
     lines = embedded.splitlines()
-    assert len(lines) == 28
+    assert len(lines) == 32
     assert lines[0].startswith("job_id_1 {")
     assert "ShuttingDown shutting down" in lines
 
@@ -188,7 +197,7 @@ def test_errors_are_the_engines_exceptions(live):
         assert len(unknown_question.value.allowed) == 9
         with pytest.raises(InvalidQuery) as unknown_endpoint:
             client.submit("best6", OBESITY)
-        assert unknown_endpoint.value.allowed == ENDPOINTS
+        assert unknown_endpoint.value.allowed == COURSE_STATISTICS
         with pytest.raises(UnknownJob) as unknown_job:
             client.outcome("job_id_7")
         assert unknown_job.value.job_id == 7  # as the engine's ResultStore says it

@@ -205,7 +205,7 @@ def test_check_lists_the_problems_of_a_usable_file(tmp_path):
     assert "years      2020-2021 (2)" in done.stdout
     assert "2 of 4 rows skipped" in done.stdout
     assert "8 of the nine course questions have no row: Q018" in done.stdout
-    other = "1 questions are not among the nine the course endpoints serve: Percent of adults who"
+    other = "1 questions are not among the course's nine (best5 and worst5 refuse them"
     assert other in done.stdout
 
 

@@ -29,6 +29,7 @@ OPTIONS = (
     "--log-file",
     "--log-format",
     "--max-pending",
+    "--statistic",
 )
 
 

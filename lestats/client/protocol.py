@@ -14,11 +14,13 @@ import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from lestats import jsonio
 from lestats.actors.jobs import JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.client.errors import RemoteError
-from lestats.data.query import ENDPOINTS
+from lestats.data.query import Query
+from lestats.data.statistics import COURSE_STATISTICS
 from lestats.errors import (
     InvalidQuery,
     JobFailed,
@@ -32,6 +34,9 @@ from lestats.errors import (
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+Jobs = list[tuple[str, JobStatus]]
+"""Job ids with their statuses, as `Engine.jobs` lists them."""
+
 MAX_WAIT = 30.0
 """The longest `?wait=` the server takes (spec §4); longer waits are several long-polls."""
 
@@ -39,6 +44,9 @@ _DONE_PREFIX = b'{"status": "done", "data": '
 _SHUTTING_DOWN = "shutting down"
 _STORAGE_PREFIX = "cannot record the job: "
 _UNKNOWN_JOB = "Invalid job_id"
+_NO_ROUTE = "no such route (see GET / for the list)"
+V2_JOBS = "/api/v2/jobs"
+"""Where a query other than a course statistic's is posted (docs/queries.md)."""
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -174,18 +182,39 @@ def _encodable(value: object) -> object:
 
 
 def submit(
-    endpoint: str, question: object, state: object = None
+    kind: str | Query, question: object = None, state: object = None, **params: object
 ) -> Generator[Request, Answer, str]:
-    """POST a job; its id."""
-    if endpoint not in ENDPOINTS:  # not a route: the server would answer 404, the engine this
-        raise InvalidQuery(f"unknown endpoint {endpoint!r}", ENDPOINTS)
-    fields = {"question": question} if state is None else {"question": question, "state": state}
-    body = json.dumps(fields, default=_encodable).encode()
-    answer = yield Request("POST", f"/api/{endpoint}", body)
+    """POST a job; its id.
+
+    A course statistic goes to its course route (`POST /api/<name>`, body `question`, `state`);
+    any other query, as one JSON object, to `POST /api/v2/jobs`. A server without the route
+    answers 404: for a job, that is a statistic it does not know, as the engine would say.
+    """
+    if isinstance(kind, Query):
+        name, fields = kind.kind, kind.to_json()
+    else:
+        name = kind
+        fields = {"kind": kind, "question": question, "state": state, **params}
+    fields = {key: value for key, value in fields.items() if value is not None}
+    if name in COURSE_STATISTICS and set(fields) <= {"kind", "question", "state"}:
+        del fields["kind"]
+        path = f"/api/{name}"
+    else:
+        path = V2_JOBS
+    answer = yield Request("POST", path, json.dumps(fields, default=_encodable).encode())
+    if answer.status == 404 and _reason(answer) == _NO_ROUTE:  # noqa: PLR2004
+        raise InvalidQuery(f"unknown endpoint {name!r}", COURSE_STATISTICS)
     job_id = _ok(answer).get("job_id")
     if not isinstance(job_id, str):
         raise RemoteError(answer.status, f"no job id in {answer.body[:200]!r}")
     return job_id
+
+
+def _reason(answer: Answer) -> str | None:
+    try:
+        return str(_body(answer).get("reason"))
+    except RemoteError:
+        return None
 
 
 def outcome(job_id: str | int) -> Generator[Request, Answer, JobOutcome]:
@@ -214,18 +243,23 @@ def wait(job_id: str | int, timeout: float | None = None) -> Generator[Request, 
             return found
 
 
-def jobs() -> Generator[Request, Answer, list[tuple[str, JobStatus]]]:
-    """GET every job with its status, in id order."""
-    answer = yield Request("GET", "/api/jobs")
+def jobs(after: int = 0, limit: int | None = None) -> Generator[Request, Answer, Jobs]:
+    """GET the jobs above `after` with their statuses, in id order, at most `limit` of them."""
+    query = {"after": str(after)} if after else {}
+    if limit is not None:
+        query["limit"] = str(limit)
+    answer = yield Request("GET", "/api/jobs" + (f"?{urlencode(query)}" if query else ""))
     listed = _ok(answer).get("data")
     if not isinstance(listed, list):
         raise RemoteError(answer.status, "no job list in the answer")
-    return [
+    found = [
         (job_id, JobStatus(status))
         for entry in listed
         if isinstance(entry, dict)
         for job_id, status in entry.items()
+        if parse_job_id(job_id) > after  # a server that does not page answers every job
     ]
+    return found if limit is None else found[:limit]
 
 
 def num_jobs() -> Generator[Request, Answer, int]:

@@ -15,9 +15,10 @@ import asyncio
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
+from lestats.actors.engine import LIST_PAGE
 from lestats.actors.jobs import format_job_id, parse_job_id
 from lestats.client import protocol
 from lestats.client.async_transport import SessionPerLoop
@@ -25,11 +26,13 @@ from lestats.client.protocol import RetryPolicy
 from lestats.client.sync_transport import ConnectionPool
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import AsyncIterator, Generator
     from types import TracebackType
 
     from lestats.actors.jobs import JobOutcome, JobStatus
     from lestats.client.protocol import Answer, Request
+    from lestats.data.query import ParamValue, Query
+    from lestats.data.statistics import CourseStatistic
 
 T = TypeVar("T")
 
@@ -168,17 +171,53 @@ class Client:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    def submit(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    def submit(self, kind: CourseStatistic, question: str, state: str | None = None) -> str: ...
+    @overload
+    def submit(self, kind: Query) -> str: ...
+    @overload
+    def submit(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    def submit(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """Submit a job; its id (`job_id_N`) once the server accepted (journaled) it.
+
+        `kind` is a statistic's name with its arguments (a course statistic takes `question`
+        and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
+        or a `Query`.
 
         Raises:
             InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
         """
-        return self._run(protocol.submit(endpoint, question, state))
+        return self._run(protocol.submit(kind, question, state, **params))
 
-    async def submit_async(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    async def submit_async(
+        self, kind: CourseStatistic, question: str, state: str | None = None
+    ) -> str: ...
+    @overload
+    async def submit_async(self, kind: Query) -> str: ...
+    @overload
+    async def submit_async(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    async def submit_async(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """`submit` without blocking the event loop."""
-        return await self._run_async(protocol.submit(endpoint, question, state))
+        return await self._run_async(protocol.submit(kind, question, state, **params))
 
     def outcome(self, job_id: str | int) -> JobOutcome:
         """The job's status now, with its JSON result or error reason.
@@ -221,13 +260,33 @@ class Client:
         """`result` without blocking the event loop."""
         return protocol.data_of(_name(job_id), await self.wait_async(job_id, timeout))
 
-    def jobs(self) -> list[tuple[str, JobStatus]]:
-        """Every issued job id with its status, in id order."""
-        return self._run(protocol.jobs())
+    def jobs(self, after: int = 0, limit: int | None = None) -> list[tuple[str, JobStatus]]:
+        """Issued job ids above `after` (all by default) with their statuses, in id order.
 
-    async def jobs_async(self) -> list[tuple[str, JobStatus]]:
+        At most `limit` of them (None: all). Forgotten jobs are not listed.
+        """
+        return self._run(protocol.jobs(after, limit))
+
+    async def jobs_async(
+        self, after: int = 0, limit: int | None = None
+    ) -> list[tuple[str, JobStatus]]:
         """`jobs` without blocking the event loop."""
-        return await self._run_async(protocol.jobs())
+        return await self._run_async(protocol.jobs(after, limit))
+
+    async def job_pages(
+        self, after: int = 0, limit: int | None = None
+    ) -> AsyncIterator[list[tuple[str, JobStatus]]]:
+        """`jobs_async`, a page at a time (for a long list)."""
+        given = 0
+        while limit is None or given < limit:
+            size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
+            page = await self._run_async(protocol.jobs(after, size))
+            if page:
+                yield page
+                given += len(page)
+            if len(page) < size:
+                return
+            after = parse_job_id(page[-1][0])
 
     def num_jobs(self) -> int:
         """How many accepted jobs are unfinished (queued or running)."""
