@@ -14,9 +14,10 @@ Fixtures:
                    before the client's teardown drains the engine, so a failing test cannot hang
 
 Helpers: `post_job`, `poll`, `get_json`, `json_body` (checks the Content-Type), `num_jobs`,
-`wait_idle`, `job_body`, `job_number`, `failing_runner`, the checker's `close_enough`,
-`key_paths` (key order), `all_floats`; and `Server`, `run.py` in a subprocess (URL from its
-banner, urllib requests, `stop(signal)`, `kill()` for a `finally`).
+`wait_idle`, `until` (a condition, with a deadline), `job_body`, `job_number`,
+`failing_runner`, the checker's `close_enough`, `key_paths` (key order), `all_floats`; and
+`Server`, `run.py` (or another script) in a subprocess (URL from its banner, urllib requests,
+`stop(signal)`, `kill()` for a `finally`).
 """
 
 from __future__ import annotations
@@ -216,6 +217,14 @@ async def wait_idle(client: Any, timeout: float = 20.0) -> None:
     while await num_jobs(client):
         assert time.monotonic() < deadline, "jobs still pending"
         await asyncio.sleep(0.02)
+
+
+async def until(predicate: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Wait (without blocking the loop) until `predicate()` is true; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.005)
 
 
 def job_number(job_id: str) -> int:
