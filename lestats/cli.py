@@ -273,11 +273,12 @@ def main(
     tests give a gated one to hold jobs in a real process).
     """
     args = parse_args(argv)
+    log_writer = start_file_logging(args.log_file)
     signals = StopSignals()
     signals.install()
-    log_writer = start_file_logging(args.log_file)
     try:
         try:
+            log.info("loading the data: %s", args.data or "the built-in demo dataset")
             dataset = load_interruptibly(args.data)
         except DatasetError as exc:
             log.error("cannot load the data: %s", exc)  # noqa: TRY400 - the message says it all

@@ -268,6 +268,8 @@ def all_floats(value: object) -> bool:
 # --- run.py as a subprocess ----------------------------------------------------------------------
 
 RUN_PY = Path(__file__).resolve().parent.parent / "run.py"
+GATED_RUN_PY = Path(__file__).resolve().parent / "gated_run.py"
+"""run.py whose jobs wait for the file named by `LESTATS_TEST_GATE`."""
 BANNER = re.compile(r"Le Stats Sportif serving on (http://127\.0\.0\.1:([0-9]+))\b")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -278,11 +280,13 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Server:
     """`run.py` in a subprocess; `url` from its start-up banner. Always `kill()` in a `finally`."""
 
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None, script: Path = RUN_PY
+    ) -> None:
         self.stderr_path = cwd / f"stderr-{time.monotonic_ns()}.txt"
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, str(RUN_PY), "--port", "0", *args],
+                [sys.executable, str(script), "--port", "0", *args],
                 cwd=cwd,
                 env={**os.environ, **(env or {})},
                 stdin=subprocess.DEVNULL,

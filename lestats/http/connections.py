@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from lestats import jsonio
 from lestats.http.middlewares import shown_request
@@ -140,6 +140,17 @@ class GuardedRequestHandler(RequestHandler):
         reason = f"request headers not complete within {self._header_timeout:g} s"
         log.warning("closed a connection from %s: %s", _peer(self), reason)
         self.refuse(_raw_json_answer(408, "Request Timeout", reason))
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Report an unexpected error as aiohttp does, unless it is an undecodable body's.
+
+        After the middleware has answered `400` to a body that cannot be decoded, aiohttp drains
+        the rest of it ("lingering") and meets the same error again: already logged, not a fault.
+        """
+        if isinstance(kwargs.get("exc_info"), RequestPayloadError):
+            log.debug("rest of an undecodable body dropped: %s", kwargs["exc_info"])
+            return
+        super().log_exception(*args, **kwargs)
 
     def handle_error(
         self,

@@ -181,6 +181,8 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
 
 
 def _log_exit(shown: str, status: int, outcome: str, started: float) -> None:
+    if len(outcome) > LOGGED_TARGET:
+        outcome = f"{outcome[:LOGGED_TARGET]}...(+{len(outcome) - LOGGED_TARGET} chars)"
     log.info(
         "<- %s %d %s (%.2f ms)", shown, status, outcome, (time.perf_counter() - started) * 1000
     )
