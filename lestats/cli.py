@@ -97,8 +97,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_positive,
         default=default_max_connections(),
         help="open client connections at most: past it a new one replaces the longest idle, "
-        f"or gets 503 if none is idle (default: the open-file limit less {RESERVED_FDS}, "
-        "at most 10000)",
+        f"or gets 503 if none is idle; by default the open-file limit less {RESERVED_FDS}, "
+        "at most 10000",
     )
     parser.add_argument(
         "--idle-timeout",

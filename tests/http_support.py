@@ -281,7 +281,12 @@ class Server:
     """`run.py` in a subprocess; `url` from its start-up banner. Always `kill()` in a `finally`."""
 
     def __init__(
-        self, *args: str, cwd: Path, env: dict[str, str] | None = None, script: Path = RUN_PY
+        self,
+        *args: str,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        script: Path = RUN_PY,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.stderr_path = cwd / f"stderr-{time.monotonic_ns()}.txt"
         with self.stderr_path.open("wb") as stderr:
@@ -292,6 +297,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
+                preexec_fn=preexec_fn,  # noqa: PLW1509 - only setrlimit, before exec
             )
         self.banner = self._read_banner()
         match = BANNER.search(self.banner)

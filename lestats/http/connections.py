@@ -262,22 +262,29 @@ class GuardedServer(web.Server):
 class _AcceptTrouble:
     """Turns asyncio's report of each failed `accept()` into one line per episode.
 
-    asyncio stops accepting for a second after EMFILE (and the like) and reports each time
-    through the loop's exception handler, with a traceback. An episode starts at the first
-    such failure and ends at the next accepted connection, which logs how long it lasted.
+    After EMFILE (and the like) asyncio retries a second later, but reports every failure
+    through the loop's exception handler with a traceback, and keeps trying the rest of its
+    accept batch meanwhile: about a hundred reports a second. An episode starts at the first
+    failure and ends at the first connection made `_QUIET` seconds after the last failure
+    (connections accepted in the same batch as a failure are set up just after it).
     """
+
+    _QUIET = 0.5
 
     def __init__(self) -> None:
         self._since: float | None = None
+        self._last_failure = 0.0
         self._failures = 0
         self._previous: Any = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Become `loop`'s exception handler (passing on every other report)."""
         self._previous = loop.get_exception_handler()
         loop.set_exception_handler(self._handle)
 
     def accepted(self) -> None:
-        if self._since is not None:
+        """A connection was made: the end of an episode, if failures have stopped."""
+        if self._since is not None and time.monotonic() - self._last_failure >= self._QUIET:
             log.warning(
                 "accepting connections again after %.1f s (%d failed accept attempts)",
                 time.monotonic() - self._since,
@@ -294,6 +301,7 @@ class _AcceptTrouble:
             and "accept" in str(context.get("message", ""))
         ):
             self._failures += 1
+            self._last_failure = time.monotonic()
             if self._since is None:
                 self._since = time.monotonic()
                 log.warning(
