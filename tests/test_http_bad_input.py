@@ -35,6 +35,7 @@ PARSER_REFUSALS = {
     "header without colon": b"GET /api/health HTTP/1.1\r\nHost: t\r\nnonsense\r\n\r\n",
     "bad version": b"GET /api/health HTTP/9.Q\r\nHost: t\r\n\r\n",
     "request line too long": b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+    "TLS handshake on the plain port": bytes.fromhex("16030100a5010000a10303") + bytes(64),
     "bad chunk size": (
         b"POST /api/best5 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
     ),
@@ -70,6 +71,23 @@ async def test_parser_refusals_are_400_json_and_one_warning(live, http_dataset, 
     assert "refused a request" in warnings[0].getMessage()
     assert_no_traceback(caplog)
     assert await server.engine.num_jobs_async() == 0
+
+
+async def test_an_unknown_method_is_400_json_and_a_known_wrong_one_405(live, http_dataset):
+    server = await live(http_dataset)
+    reader, writer = await server.connect()
+    writer.write(b"BREW /api/best5 HTTP/1.1\r\nHost: t\r\n\r\n")  # aiohttp's parser refuses it
+    status, _, body = await read_answer(reader)
+    assert status == 400
+    assert body["reason"].startswith("malformed HTTP request: "), body
+    assert "method" in body["reason"].lower(), body
+    writer.close()
+    reader, writer = await server.connect()
+    writer.write(b"PATCH /api/best5 HTTP/1.1\r\nHost: t\r\n\r\n")
+    status, headers, body = await read_answer(reader)
+    assert (status, headers["allow"]) == (405, "POST")
+    assert body == {"status": "error", "reason": "method PATCH not allowed here (allowed: POST)"}
+    writer.close()
 
 
 async def test_a_gzip_body_that_is_not_gzip_is_400_json_without_traceback(
