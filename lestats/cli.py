@@ -18,11 +18,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from lestats import metrics
 from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.registry import ENTRY_POINT_GROUP
@@ -311,7 +313,9 @@ def main(
     try:
         try:
             log.info("loading the data: %s", args.data or "the built-in demo dataset")
+            began = time.perf_counter()
             dataset = load_interruptibly(args.data)
+            load_seconds = time.perf_counter() - began
         except DatasetError as exc:
             log.error("cannot load the data: %s", exc)  # noqa: TRY400 - the message says it all
             sys.stderr.write(f"error: cannot load the data: {exc}\n")
@@ -340,6 +344,7 @@ def main(
             max_connections=args.max_connections,
         )
         app = create_app(engine, body_timeout=args.body_timeout)
+        metrics.install(app, load_seconds=load_seconds)
         asyncio.run(serve(app, args.host, args.port, limits=limits, signals=signals))
         signals.install()  # asyncio gave the signals their defaults back: keep them handled
         return 0
