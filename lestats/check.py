@@ -8,6 +8,7 @@ expect (rows skipped, course questions absent, questions no course endpoint serv
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -116,7 +117,12 @@ def format_report(found: Report) -> str:
             f"counted, {found.rows_skipped} skipped"
         ),
         f"  years      {years} ({len(found.years)})",
-        f"  states     {len(found.states)}: {', '.join(found.states)}",
+        textwrap.fill(
+            f"  states     {len(found.states)}: {', '.join(found.states)}",
+            width=100,
+            subsequent_indent=" " * 13,
+            break_on_hyphens=False,
+        ),
         f"  questions  {len(found.questions)}:",
         *(f"    {rows:>8} rows  {label(q)}" for q, rows in found.questions.items()),
     ]

@@ -48,6 +48,6 @@ def resolve(name: str, questions: Iterable[str]) -> str:
     if not matches:
         raise InvalidQuery(f"no question matches {name!r}", tuple(label(q) for q in sorted(known)))
     raise InvalidQuery(
-        f"{name!r} matches {len(matches)} questions; say which",
+        f"{name!r} is ambiguous: it matches {len(matches)} questions",
         tuple(label(q) for q in sorted(matches)),
     )

@@ -133,7 +133,7 @@ def test_ask_json_is_the_exact_result_embedded_and_from_a_server(demo, tmp_path)
 def test_ask_refuses_ambiguous_and_unknown_questions_with_the_candidates():
     ambiguous = lestats("ask", "best5", "-q", "150 minutes")
     assert ambiguous.returncode == 1
-    assert "'150 minutes' matches 3 questions" in ambiguous.stderr
+    assert "'150 minutes' is ambiguous: it matches 3 questions" in ambiguous.stderr
     for question_id in ("Q043", "Q044", "Q045"):
         assert question_id in ambiguous.stderr
     assert "Q046" not in ambiguous.stderr
