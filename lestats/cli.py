@@ -15,7 +15,7 @@ from aiohttp import web
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, Engine, default_workers
 from lestats.data.loader import load_dataset, load_demo_dataset
-from lestats.errors import DatasetError
+from lestats.errors import DatasetError, StorageError
 from lestats.http.app import create_app
 from lestats.logs import start_file_logging
 
@@ -120,7 +120,7 @@ def startup_objects_frozen() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server; 0 after a clean drain, 2 when the data cannot be loaded."""
+    """Run the server; 0 after a clean drain, 2 when the data or results dir cannot be used."""
     args = parse_args(argv)
     log_writer = start_file_logging(args.log_file)
     try:
@@ -136,7 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             results_dir=args.results_dir,
             max_pending=args.max_pending,
         )
-        asyncio.run(serve(create_app(engine), args.host, args.port))
+        try:
+            asyncio.run(serve(create_app(engine), args.host, args.port))
+        except StorageError as exc:  # the results directory is unusable or in use
+            log.error("cannot use the results directory: %s", exc.problem)  # noqa: TRY400
+            sys.stderr.write(f"error: {exc.problem}\n")
+            return 2
         return 0
     finally:
         log_writer.stop()
