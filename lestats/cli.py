@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from lestats.data.statistics import default_registry
 from lestats.errors import DatasetError, StorageError
 from lestats.http.app import create_app
 from lestats.logs import start_file_logging
+from lestats.stores.base import Retention
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -64,6 +66,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="accepted-but-unfinished jobs before POSTs get 503 with Retry-After",
     )
     parser.add_argument(
+        "--keep-last",
+        type=_positive,
+        metavar="N",
+        help="forget finished jobs but the last N (they then answer error 'expired');"
+        " default: keep all",
+    )
+    parser.add_argument(
+        "--keep-for",
+        type=_seconds,
+        metavar="SECONDS",
+        help="forget finished jobs older than this; default: keep all",
+    )
+    parser.add_argument(
         "--statistic",
         action="append",
         default=[],
@@ -72,6 +87,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"Installed plug-ins of the entry-point group {ENTRY_POINT_GROUP!r} load always",
     )
     return parser.parse_args(argv)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def retention(args: argparse.Namespace) -> Retention:
+    """The retention that `--keep-last` and `--keep-for` ask for."""
+    return Retention(keep_last=args.keep_last, max_age=args.keep_for)
 
 
 def _positive(text: str) -> int:
@@ -166,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             results_dir=args.results_dir,
             max_pending=args.max_pending,
+            retention=retention(args),
             registry=registry,
         )
         try:

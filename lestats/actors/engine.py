@@ -426,7 +426,10 @@ class Engine:
 
     async def forget_async(self, job_id: str | int) -> bool:
         """`forget` without blocking the event loop."""
-        forgotten: bool = await self._call_async(self._store, m.ForgetJob(parse_job_id(job_id)))
+        number = parse_job_id(job_id)
+        forgotten: bool = await self._call_async(self._store, m.ForgetJob(number))
+        if forgotten:  # before the store's push of it reaches the loop, this caller looks again
+            self._side().finished.forgotten(number)
         return forgotten
 
     def num_jobs(self) -> int:

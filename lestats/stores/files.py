@@ -239,12 +239,12 @@ class FileStore:
         self._forget([job_id])
         return True
 
-    def expire(self, retention: Retention) -> int:
-        """Forget what `retention` no longer keeps."""
+    def expire(self, retention: Retention) -> list[int]:
+        """Forget what `retention` no longer keeps; the ids forgotten."""
         expired = self._table.expired_by(retention, self._files.finished_at)
         if expired:
             self._forget(expired)
-        return len(expired)
+        return expired
 
     def _forget(self, job_ids: list[int]) -> None:
         try:

@@ -20,6 +20,7 @@ import time
 from array import array
 from typing import TYPE_CHECKING
 
+from lestats.actors.jobs import EXPIRED as EXPIRED_OUTCOME
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.errors import UnknownJob
 
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 UNISSUED, UNFINISHED, DONE, FAILED, GONE, EXPIRED = range(6)
 """A job's code in the table: never issued, running, done, failed (reason kept), result gone,
 forgotten."""
-
-EXPIRED_REASON = "expired"
-"""The reason a forgotten job answers with."""
 
 _STATUS = {
     UNFINISHED: JobStatus.RUNNING,
@@ -117,7 +115,7 @@ class JobTable:
         if code == GONE:
             return JobOutcome(JobStatus.ERROR, reason=f"the result file of job_id_{job_id} is gone")
         if code == EXPIRED:
-            return JobOutcome(JobStatus.ERROR, reason=EXPIRED_REASON)
+            return EXPIRED_OUTCOME
         raise UnknownJob(job_id)
 
     def mark_gone(self, job_id: int, reason: str | None = None) -> None:
