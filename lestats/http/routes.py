@@ -117,10 +117,10 @@ async def jobs(request: web.Request) -> web.StreamResponse:
     limit = _limit(request.query.get("limit"))
     pages = request.app[ENGINE].job_pages(after, limit)
     # The first page before the answer starts: an error then still becomes a JSON answer.
-    first: list[tuple[str, JobStatus]] = await anext(pages, [])
+    first = await anext(pages, None)  # (not `()`: Python 3.11's anext mangles a tuple default)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    await response.write(_JOBS_HEAD + _job_entries(first))
+    await response.write(_JOBS_HEAD + (_job_entries(first) if first else b""))
     async for page in pages:
         await response.write(b", " + _job_entries(page))
     await response.write(b"]}")
@@ -131,9 +131,13 @@ async def jobs(request: web.Request) -> web.StreamResponse:
 _JOBS_HEAD = b'{"status": "done", "data": ['
 
 
-def _job_entries(page: list[tuple[str, JobStatus]]) -> bytes:
+_JOB_ENTRY = {status: b'{"job_id_%%d": "%s"}' % status.value.encode() for status in JobStatus}
+
+
+def _job_entries(page: tuple[tuple[int, JobStatus], ...]) -> bytes:
     """`{"job_id_N": "status"}` entries, comma-separated as the whole list's JSON has them."""
-    return ", ".join(f'{{"{job_id}": "{status.value}"}}' for job_id, status in page).encode()
+    entry = _JOB_ENTRY
+    return b", ".join([entry[status] % job_id for job_id, status in page])
 
 
 def _job_number(text: str | None) -> int:
