@@ -120,8 +120,8 @@ class FileStore:
             # Journaled jobs whose results were saved leave the journal: their files first.
             self._files.sync(found_done)
             self._journal.compact(self._compacted())
-        except OSError as exc:
-            raise storage_error(exc, f"cannot rewrite {self._journal.path}") from exc
+        except OSError as exc:  # a full disk, say: the old journal still says all there is
+            log.warning("%s: cannot compact the journal now (%s)", self.directory, exc.strerror)
         if recovered or state.skipped_lines or ignored:
             log.info(
                 "%s: %d unfinished jobs to run again, %d journal lines skipped, %d files ignored",
