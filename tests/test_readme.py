@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from readme_examples import examples
 from test_run_py import OPTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
-EXAMPLES = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+EXAMPLES = examples(README)
 
 
 def test_readme_shows_the_two_commands():
