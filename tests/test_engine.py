@@ -8,7 +8,6 @@ from collections import Counter
 
 import pykka
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 from lestats import jsonio
 from lestats import messages as m
@@ -20,6 +19,7 @@ from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
 from lestats.data.statistics import compute
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
+from lestats.testing import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 
 @pytest.fixture

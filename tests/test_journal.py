@@ -6,11 +6,11 @@ import json
 import os
 
 import pytest
-from conftest import MUSCLE, OBESITY
 
 from lestats.actors import journal as journal_module
 from lestats.actors.journal import Journal, JournalState
 from lestats.data.query import Query
+from lestats.testing import MUSCLE, OBESITY
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean", MUSCLE, "Ohio")

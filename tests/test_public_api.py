@@ -11,7 +11,6 @@ import types
 
 import pykka
 import pytest
-from conftest import OBESITY
 
 import lestats
 from lestats import messages as m
@@ -20,6 +19,7 @@ from lestats.actors.jobs import JobOutcome, JobStatus
 from lestats.data.query import Query
 from lestats.data.statistics import compute
 from lestats.errors import JobFailed, LeStatsError, UnknownJob
+from lestats.testing import OBESITY
 
 PUBLIC_MODULES = ("lestats", "lestats.messages", "lestats.actors", "lestats.registry")
 

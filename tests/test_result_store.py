@@ -14,7 +14,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import pykka
 import pytest
-from conftest import MUSCLE, OBESITY, ask, eventually, stop_actor
 
 from lestats import messages as m
 from lestats.actors import result_store as result_store_module
@@ -25,6 +24,7 @@ from lestats.actors.result_store import ResultStore
 from lestats.actors.storage import FileResultStorage
 from lestats.data.query import Query
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
+from lestats.testing import MUSCLE, OBESITY, ask, eventually, stop_actor
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean", MUSCLE, "Ohio")
