@@ -8,8 +8,10 @@ loads; `lestats_check_leaks = true` (pyproject.toml) makes every test fail that 
 - `results_dir`: a fresh, not yet created results directory under pytest's `tmp_path`.
 - `recorder`: starts `Probe`s, actors that record every message they receive; one serves as the
   Worker a `RegisterJob` names, or as the Dispatcher's ResultStore.
-- `start_store`: starts ResultStores on `results_dir` (or given storage/journal), stops them after
-  (each ResultStore starts and stops its own JournalCommitter).
+- `start_store`: starts ResultStores on a `FileStore` in `results_dir` (or a given `JobStore`),
+  stops them after (each ResultStore starts and stops its own JournalCommitter).
+- `any_store`: parametrized over "files" and "memory": `any_store()` makes a fresh `JobStore`
+  of that kind, for message-level tests whose behaviour does not depend on the store.
 - `make_engine`: starts `Engine`s over `tiny_dataset` (2 workers, `results_dir` unless given) and
   shuts down at teardown any still running (the plugin's `lestats_engine_factory`).
 """
@@ -20,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from lestats.actors.journal import Journal
 from lestats.actors.result_store import ResultStore
-from lestats.actors.storage import FileResultStorage, ResultStorage
+from lestats.stores.files import FileStore
+from lestats.stores.memory import MemoryStore
 from lestats.testing import stop_actor
 from lestats.testing import tiny_dataset as build_tiny_dataset
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
     from lestats.actors.engine import Engine
     from lestats.data.dataset import Dataset
+    from lestats.stores.base import JobStore
     from lestats.testing import Probe
 
 
@@ -59,25 +62,39 @@ def recorder(lestats_probe: Callable[..., Probe]) -> Callable[..., Probe]:
 def start_store(results_dir: Path) -> Iterator[Callable[..., pykka.ActorRef[Any]]]:
     """A factory of started ResultStores; every one still alive is stopped at teardown.
 
-    `start(max_pending=100, storage=None, journal=None)`: file storage and journal in
-    `results_dir` unless given.
+    `start(max_pending=100, store=None, **options)`: a `FileStore` in `results_dir` unless a
+    `JobStore` is given; `options` go to `ResultStore` (`retention`, `claims`).
     """
     started: list[pykka.ActorRef[Any]] = []
 
     def start(
-        max_pending: int = 100,
-        storage: ResultStorage | None = None,
-        journal: Journal | None = None,
+        max_pending: int = 100, store: JobStore | None = None, **options: Any
     ) -> pykka.ActorRef[Any]:
-        storage = storage if storage is not None else FileResultStorage(results_dir)
-        journal = journal if journal is not None else Journal(results_dir / "journal.jsonl")
-        ref = ResultStore.start(storage, journal, max_pending)
+        ref = ResultStore.start(
+            store if store is not None else FileStore(results_dir), max_pending, **options
+        )
         started.append(ref)
         return ref
 
     yield start
     for ref in started:
         stop_actor(ref)
+
+
+@pytest.fixture(params=["files", "memory"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], JobStore]:
+    """A factory of fresh stores of one kind per run: a `FileStore` (each in its own directory)
+    or a `MemoryStore`."""
+    made = 0
+
+    def make() -> JobStore:
+        nonlocal made
+        made += 1
+        if request.param == "memory":
+            return MemoryStore()
+        return FileStore(tmp_path / f"store-{made}")
+
+    return make
 
 
 @pytest.fixture
