@@ -26,7 +26,7 @@ import errno
 import logging
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
@@ -66,7 +66,7 @@ class ConnectionLimits:
     """Seconds a connection may wait without sending a request (at its start or between two)."""
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     """Seconds from a request's first byte to the end of its headers."""
-    max_connections: int = MAX_DEFAULT_CONNECTIONS
+    max_connections: int = field(default_factory=default_max_connections)
     """Open client connections at most; see `GuardedServer`."""
 
     def __post_init__(self) -> None:
@@ -209,12 +209,19 @@ class GuardedServer(web.Server):
     is idle, the new one is answered `503` and closed. Requests in progress are never cut.
     """
 
-    def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        handler: Any,  # noqa: ANN401 - aiohttp's own request handler type
+        *,
+        limits: ConnectionLimits,
+        accept_trouble: AcceptTrouble,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.limits = limits
         self.evicted = 0
         self.refused = 0
-        self._accept_trouble = _AcceptTrouble()
+        self._accept_trouble = accept_trouble
 
     def __call__(self) -> RequestHandler:
         """A protocol for one new connection."""
@@ -254,12 +261,8 @@ class GuardedServer(web.Server):
             )
         )
 
-    def install_accept_logging(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Log `accept()` running out of descriptors once per episode, not once per attempt."""
-        self._accept_trouble.install(loop)
 
-
-class _AcceptTrouble:
+class AcceptTrouble:
     """Turns asyncio's report of each failed `accept()` into one line per episode.
 
     After EMFILE (and the like) asyncio retries a second later, but reports every failure
@@ -281,6 +284,10 @@ class _AcceptTrouble:
         """Become `loop`'s exception handler (passing on every other report)."""
         self._previous = loop.get_exception_handler()
         loop.set_exception_handler(self._handle)
+
+    def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give `loop` its previous exception handler back."""
+        loop.set_exception_handler(self._previous)
 
     def accepted(self) -> None:
         """A connection was made: the end of an episode, if failures have stopped."""
@@ -325,15 +332,24 @@ class GuardedAppRunner(web.AppRunner):
     def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(app, handler_cancellation=True, **kwargs)
         self._limits = limits
+        self._accept_trouble = AcceptTrouble()
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # starts the app, as aiohttp does
-        server = GuardedServer(
+        loop = asyncio.get_running_loop()
+        self._accept_trouble.install(loop)
+        return GuardedServer(
             plain.request_handler,
             request_factory=plain.request_factory,
-            loop=asyncio.get_running_loop(),
+            loop=loop,
             limits=self._limits,
+            accept_trouble=self._accept_trouble,
             **self._kwargs,
         )
-        server.install_accept_logging(asyncio.get_running_loop())
-        return server
+
+    async def cleanup(self) -> None:
+        """Stop serving as aiohttp does, then give the loop its exception handler back."""
+        try:
+            await super().cleanup()
+        finally:
+            self._accept_trouble.uninstall(asyncio.get_running_loop())
