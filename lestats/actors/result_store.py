@@ -43,7 +43,6 @@ RETRY_MAX = 2.0
 CANCELLED = "cancelled"
 """The reason of a job cancelled before it ran."""
 
-
 class ResultStore(pykka.ThreadingActor):
     """Numbers and records accepted jobs, hands them out once durable, answers about them.
 
