@@ -25,7 +25,8 @@ from aiohttp import web
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
 from lestats.data.loader import load_dataset, load_demo_dataset
-from lestats.data.statistics import compute
+from lestats.data.registry import ENTRY_POINT_GROUP
+from lestats.data.statistics import default_registry
 from lestats.errors import DatasetError
 from lestats.http.app import create_app
 from lestats.http.connections import (
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
     from lestats.data.dataset import Dataset
     from lestats.data.query import Query
+    from lestats.data.registry import Registry
 
 log = logging.getLogger("lestats")
 
@@ -85,6 +87,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_positive,
         default=DEFAULT_MAX_PENDING,
         help="accepted-but-unfinished jobs before POSTs get 503 with Retry-After",
+    )
+    parser.add_argument(
+        "--statistic",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="add a statistic (a Statistic, or a function given the Registry); repeatable. "
+        f"Installed plug-ins of the entry-point group {ENTRY_POINT_GROUP!r} load always",
     )
     parser.add_argument(
         "--max-waiters",
@@ -133,6 +143,20 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def statistics(targets: Sequence[str]) -> Registry:
+    """The default registry, with the installed plug-ins and the `--statistic` ones added.
+
+    Raises:
+        ValueError: a plug-in cannot be loaded or clashes with a registered name.
+    """
+    registry = default_registry()
+    registry.load_entry_points()
+    for target in targets:
+        registry.load_named(target)
+        log.info("statistic plug-in %s loaded", target)
+    return registry
 
 
 def _seconds(text: str) -> float:
@@ -272,12 +296,12 @@ def load_interruptibly(path: str | None) -> Dataset:
 def main(
     argv: Sequence[str] | None = None,
     *,
-    runner: Callable[[Dataset, Query], object] = compute,
+    runner: Callable[[Dataset, Query], object] | None = None,
 ) -> int:
-    """Run the server; 0 after a clean drain, 2 when the data cannot be loaded.
+    """Run the server; 0 after a clean drain, 2 when the data or a statistic cannot be loaded.
 
-    `runner` computes each job (the default, `compute`, is the statistics of the contract;
-    tests give a gated one to hold jobs in a real process).
+    `runner`, if given, computes each job instead of the registry's statistics (tests give a
+    gated one to hold jobs in a real process).
     """
     args = parse_args(argv)
     log_writer = start_file_logging(args.log_file)
@@ -294,11 +318,18 @@ def main(
         except Interrupted as exc:
             _stop_during_load(exc, log_writer.stop)
         signals.raising = False
+        try:
+            registry = statistics(args.statistic)
+        except (ValueError, TypeError) as exc:
+            log.error("cannot load a statistic: %s", exc)  # noqa: TRY400 - the message says it all
+            sys.stderr.write(f"error: cannot load a statistic: {exc}\n")
+            return 2
         engine = Engine(
             dataset,
             workers=args.workers,
             results_dir=args.results_dir,
             max_pending=args.max_pending,
+            registry=registry,
             max_waiters=args.max_waiters,
             runner=runner,
         )

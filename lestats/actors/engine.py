@@ -11,30 +11,33 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, overload
 
 import pykka
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.claims import JobClaims
 from lestats.actors.dispatcher import Dispatcher
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.actors.result_store import ResultStore
 from lestats.actors.worker import MEMO_BYTES, Worker
-from lestats.data.query import Query, make_query
-from lestats.data.statistics import compute
-from lestats.errors import JobFailed, Overloaded, ShuttingDown
+from lestats.data.query import Query
+from lestats.data.statistics import default_registry
+from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown
 from lestats.stores.base import NO_RETENTION_LIMIT, Retention
 from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
     from concurrent.futures import Future
     from types import TracebackType
 
     from lestats.data.dataset import Dataset
+    from lestats.data.query import ParamValue
+    from lestats.data.registry import Registry
+    from lestats.data.statistics import CourseStatistic
     from lestats.stores.base import JobStore
 
 
@@ -81,15 +84,19 @@ class Engine:
         max_requests: int = DEFAULT_MAX_REQUESTS,
         max_waiters: int = DEFAULT_MAX_WAITERS,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
-        runner: Callable[[Dataset, Query], object] = compute,
+        registry: Registry | None = None,
+        runner: Callable[[Dataset, Query], object] | None = None,
     ) -> None:
         """Configure; nothing runs until `start`.
 
         `cache_bytes` bounds the results the file store keeps in memory (the rest is read from
-        disk; the event loop's copy of finished jobs takes a quarter of that again); `runner`
-        computes a job (tests inject slow or failing ones).
+        disk; the event loop's copy of finished jobs takes a quarter of that again).
+        `registry` is the table of statistics jobs may ask for (default: the nine course
+        statistics); it is frozen at `start`. `runner` replaces the registry's functions when
+        computing a job (tests inject slow or failing ones); its answers are never memoized.
         """
         self.dataset = dataset
+        self.registry = registry if registry is not None else default_registry()
         self.workers = workers if workers is not None else default_workers()
         self.results_dir = Path(results_dir)
         self.job_store: JobStore = (
@@ -123,14 +130,22 @@ class Engine:
             raise RuntimeError("an Engine starts once; make a new one (same results_dir is fine)")
         claims = JobClaims()
         store = ResultStore.start(self.job_store, self.max_pending, self.retention, claims)
-        dataset, runner, abandon = self.dataset, self._runner, self._abandon
-
-        # Only the built-in runner is known to be pure; an injected one runs for every job.
-        memo_bytes = MEMO_BYTES if runner is compute else 0
+        self.registry.freeze()
+        dataset, registry, abandon = self.dataset, self.registry, self._abandon
+        runner = self._runner or registry.run
+        # The registry says which statistics are pure; an injected runner runs for every job.
+        memo_bytes = MEMO_BYTES if self._runner is None else 0
 
         def spawn_worker(dispatcher: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
             return Worker.start(
-                dataset, runner, store, dispatcher, abandon, memo_bytes=memo_bytes, claims=claims
+                dataset,
+                runner,
+                store,
+                dispatcher,
+                abandon,
+                memo_bytes=memo_bytes,
+                claims=claims,
+                pure=registry.is_pure,
             )
 
         try:
@@ -220,33 +235,82 @@ class Engine:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    def query(self, endpoint: str, question: object, state: object = None) -> Query:
-        """Validate a request against this engine's dataset.
+    def query(
+        self, kind: str, arguments: Mapping[str, object] | None = None, /, **params: object
+    ) -> Query:
+        """Validate a request against this engine's registry and dataset: the Query it asks for.
+
+        The arguments come as a mapping (a JSON body), as keywords, or both; None counts as
+        absent. A course statistic ignores arguments it does not take (spec §4).
 
         Raises:
-            InvalidQuery: unknown endpoint, question or state, or wrong types.
+            InvalidQuery: unknown statistic, question, state or parameter, or a wrong type.
         """
-        return make_query(endpoint, question, state, states=self.dataset.state_set)
+        given = {**(arguments or {}), **params}
+        return self.registry.validate(
+            kind, {k: v for k, v in given.items() if v is not None}, self.dataset
+        )
 
-    def submit(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    def submit(self, kind: CourseStatistic, question: str, state: str | None = None) -> str: ...
+    @overload
+    def submit(self, kind: Query) -> str: ...
+    @overload
+    def submit(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    def submit(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """Accept a job and return its id (`job_id_N`) once it is journaled.
+
+        `kind` is a statistic's name with its arguments (a course statistic takes `question`
+        and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
+        or a `Query` made by `query`.
 
         Raises:
             InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
         """
-        return format_job_id(
-            self._call(self._dispatcher, self._submission(endpoint, question, state))
-        )
+        message = self._submission(kind, question, state, params)
+        return format_job_id(self._call(self._dispatcher, message))
 
-    async def submit_async(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    async def submit_async(
+        self, kind: CourseStatistic, question: str, state: str | None = None
+    ) -> str: ...
+    @overload
+    async def submit_async(self, kind: Query) -> str: ...
+    @overload
+    async def submit_async(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    async def submit_async(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """`submit` without blocking the event loop."""
-        message = self._submission(endpoint, question, state)
+        message = self._submission(kind, question, state, params)
         return format_job_id(await self._call_async(self._dispatcher, message))
 
-    def _submission(self, endpoint: str, question: object, state: object) -> m.SubmitJob:
+    def _submission(
+        self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
+    ) -> m.SubmitJob:
         if not self.accepting:
             raise ShuttingDown
-        return m.SubmitJob(self.query(endpoint, question, state))
+        if not isinstance(kind, Query):
+            return m.SubmitJob(self.query(kind, params, question=question, state=state))
+        if kind.kind not in self.registry:
+            raise InvalidQuery(f"unknown endpoint {kind.kind!r}", self.registry.names)
+        return m.SubmitJob(kind)
 
     def outcome(self, job_id: str | int) -> JobOutcome:
         """The job's status now, with its JSON result or error reason.

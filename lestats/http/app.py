@@ -38,7 +38,7 @@ def create_app(
     app[ENGINE] = engine
     app[BODY_TIMEOUT] = body_timeout
     app[CLOSING] = asyncio.Event()
-    app.add_routes(routes())
+    app.add_routes(routes(engine.registry))
     app.on_shutdown.append(_release_waiters)
     app.cleanup_ctx.append(_engine_life)
     return app
