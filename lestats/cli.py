@@ -34,6 +34,7 @@ from lestats.http.connections import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_SEND_TIMEOUT,
     RESERVED_FDS,
     ConnectionLimits,
     GuardedAppRunner,
@@ -136,6 +137,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_seconds,
         default=DEFAULT_HEADER_TIMEOUT,
         help="seconds from a request's first byte to the end of its headers (then 408)",
+    )
+    parser.add_argument(
+        "--send-timeout",
+        type=_seconds,
+        default=DEFAULT_SEND_TIMEOUT,
+        help="seconds an answer may wait on a client that does not read it (then dropped)",
     )
     parser.add_argument(
         "--body-timeout",
@@ -360,6 +367,7 @@ def main(
         limits = ConnectionLimits(
             idle_timeout=args.idle_timeout,
             header_timeout=args.header_timeout,
+            send_timeout=args.send_timeout,
             max_connections=args.max_connections,
         )
         app = create_app(engine, body_timeout=args.body_timeout)
