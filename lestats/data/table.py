@@ -189,6 +189,7 @@ class EstimateTable:
 
     __slots__ = (
         "_fingerprint",
+        "_withheld",
         "footnote_codes",
         "footnotes",
         "high",
@@ -215,6 +216,7 @@ class EstimateTable:
         self.strata: tuple[Stratum, ...] = tuple(map(_stratum, words["stratum"]))
         self.periods: tuple[Period, ...] = tuple(map(_period, words["period"]))
         self.footnotes: tuple[Footnote, ...] = tuple(map(_footnote, words["footnote"]))
+        self._withheld = tuple(f.symbol.strip() == SUPPRESSED_SYMBOL for f in self.footnotes)
         self.keys = keys
         self.footnote_codes = footnote_codes
         self.value, self.low, self.high, self.sample_size = numbers
@@ -264,10 +266,19 @@ class EstimateTable:
         """The rows whose key is in [low_key, high_key)."""
         return range(bisect_left(self.keys, low_key), bisect_left(self.keys, high_key))
 
+    def cell(self, key: int) -> list[int]:
+        """The rows whose key is `key` (one bisection: most cells hold one row)."""
+        keys = self.keys
+        first = bisect_left(keys, key)
+        end = first
+        size = len(keys)
+        while end < size and keys[end] == key:
+            end += 1
+        return list(range(first, end))
+
     def suppressed(self, row: int) -> bool:
         """Whether the CDC withheld the row's value (footnote `~`), or it has no number."""
-        symbol = self.footnotes[self.footnote_codes[row]].symbol
-        return symbol.strip() == SUPPRESSED_SYMBOL or math.isnan(self.value[row])
+        return self._withheld[self.footnote_codes[row]] or math.isnan(self.value[row])
 
     def rows_with(self, question: int) -> Iterator[int]:
         """Every row of the question code, in table order."""
