@@ -3,9 +3,9 @@
 Usage: python -m bench.bench_queries [--runs 3] [--rows 1000000] [--jobs 200]
 
 1. Loading, before and after the row table, in the same run. Each load runs in a fresh
-   subprocess, either with this tree's `lestats` ("after") or with the `lestats` of the base
-   commit (`git merge-base HEAD main`, extracted with `git archive` into a temporary folder and
-   put first on PYTHONPATH: "before"). Files: the CDC export (88,629 rows, read in place from
+   subprocess, either with this tree's `lestats` ("after") or with the `lestats` of the commit
+   before the one that added `lestats/data/table.py` (extracted with `git archive` into a
+   temporary folder and put first on PYTHONPATH: "before"). Files: the CDC export (88,629 rows, read in place from
    ../shared/data) and a 1,000,000-row demo file (cached in /tmp/lestats-bench like
    bench_data's). For each: the best load time of `--runs`, the highest peak RSS
    (`ru_maxrss`), and the resident memory once loaded (VmRSS after a collection), with each
@@ -71,17 +71,18 @@ class Load:
 
 
 def base_tree(folder: Path) -> tuple[str, Path]:
-    """The base commit's `lestats`, extracted into `folder`: the "before" loader."""
-    commit = subprocess.run(
-        ["git", "merge-base", "HEAD", "main"],  # noqa: S607 - git from PATH
+    """The `lestats` of the commit before the row table, extracted into `folder`: "before"."""
+    added = subprocess.run(
+        ["git", "log", "--diff-filter=A", "--format=%H", "--", "lestats/data/table.py"],  # noqa: S607
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.strip()
+    ).stdout.split()[-1]
+    commit = f"{added}^"
     archive = folder / "base.tar"
     with archive.open("wb") as out:
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - git with our own arguments
             ["git", "archive", commit, "lestats"],  # noqa: S607
             cwd=ROOT,
             stdout=out,
@@ -89,7 +90,7 @@ def base_tree(folder: Path) -> tuple[str, Path]:
         )
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")
-    return commit[:10], folder
+    return f"{added[:10]}^", folder
 
 
 def load_once(tree: Path, path: Path, parser: str) -> dict[str, float]:
@@ -136,7 +137,7 @@ def bench_loading(files: list[Path], runs: int) -> None:
     """Print before/after figures for each file and parser."""
     with tempfile.TemporaryDirectory() as folder:
         commit, before_tree = base_tree(Path(folder))
-        print(f"1. Loading: before = lestats of {commit} (merge base), after = this tree")
+        print(f"1. Loading: before = lestats of {commit} (no row table), after = this tree")
         header = f"{'file':>24} {'parser':>6} {'':>6} {'load s':>8} {'peak MB':>8} {'RSS MB':>8}"
         print(header)
         for path in files:
