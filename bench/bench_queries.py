@@ -5,12 +5,12 @@ Usage: python -m bench.bench_queries [--runs 3] [--rows 1000000] [--jobs 200]
 1. Loading, before and after the row table, in the same run. Each load runs in a fresh
    subprocess, either with this tree's `lestats` ("after") or with the `lestats` of the commit
    before the one that added `lestats/data/table.py` (extracted with `git archive` into a
-   temporary folder and put first on PYTHONPATH: "before"). Files: the CDC export (88,629 rows, read in place from
-   ../shared/data) and a 1,000,000-row demo file (cached in /tmp/lestats-bench like
-   bench_data's). For each: the best load time of `--runs`, the highest peak RSS
-   (`ru_maxrss`), and the resident memory once loaded (VmRSS after a collection), with each
-   parser (pyarrow, the default where installed, and the csv module). The fingerprint, computed
-   on first use, is timed apart.
+   temporary folder and put first on PYTHONPATH: "before"). Files: the CDC export (88,629
+   rows, read in place from ../shared/data) and a 1,000,000-row demo file (cached in
+   /tmp/lestats-bench like bench_data's). For each: the best load time of `--runs`, the
+   highest peak RSS (`ru_maxrss`), and the resident memory once loaded (VmRSS after a
+   collection), with each parser (pyarrow, the default where installed, and the csv module).
+   The fingerprint, computed on first use, is timed apart.
 2. Worker time per job: on the CDC dataset, `--jobs` distinct ranking and trend queries each
    computed once and encoded as the Worker does (`runner` + `jsonio.dumps`), i.e. the cost of a
    query not yet in the Worker's memo; median and 95th percentile in microseconds.
