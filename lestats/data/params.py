@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lestats.data.query import Query
+from lestats.data.registry import Parameter
 from lestats.errors import InvalidQuery
 
 if TYPE_CHECKING:
@@ -22,56 +23,101 @@ if TYPE_CHECKING:
     from lestats.data.catalog import Catalog
     from lestats.data.dataset import Dataset
     from lestats.data.query import ParamValue
-
-_TEXT = "text"
-_YEAR = "year"
+    from lestats.data.registry import Registry
 
 
-@dataclass(frozen=True, slots=True)
-class Parameter:
-    """One parameter of a kind: its name, whether it is a list, required, and what it means."""
-
-    name: str
-    description: str
-    many: bool = False
-    required: bool = False
-    integer: bool = False
+def _question_ids(_registry: Registry, dataset: Dataset) -> Sequence[str]:
+    return list(dataset.catalog.questions)
 
 
-QUESTION = Parameter("question", "QuestionID (Q036) or the question's text", required=True)
+def _location_ids(_registry: Registry, dataset: Dataset) -> Sequence[str]:
+    return list(dataset.catalog.locations)
+
+
+def _stratum_ids(_registry: Registry, dataset: Dataset) -> Sequence[str]:
+    return list(dataset.catalog.strata)
+
+
+def _category_ids(_registry: Registry, dataset: Dataset) -> Sequence[str]:
+    return sorted({stratum.category_id for stratum in dataset.catalog.strata.values()})
+
+
+def _years(_registry: Registry, dataset: Dataset) -> Sequence[int]:
+    return list(dataset.catalog.period_codes)
+
+
+QUESTION = Parameter(
+    "question",
+    required=True,
+    description="QuestionID (Q036) or the question's text",
+    choices=_question_ids,
+)
 _LOCATIONS = "location abbreviations (OH, US) or names (Ohio, National)"
+_STRATUM = "a stratum id (OVERALL, INC75PLUS) or name; default: Total"
 PARAMETERS: Mapping[str, tuple[Parameter, ...]] = {
     "estimates": (
         QUESTION,
-        Parameter("location", _LOCATIONS, many=True),
-        Parameter("year", "years", many=True, integer=True),
-        Parameter("category", "a stratification category id (INC) or name (Income)"),
-        Parameter("stratum", "stratum ids (INC75PLUS) or names ($75,000 or greater)", many=True),
+        Parameter("location", "strings", description=_LOCATIONS, choices=_location_ids),
+        Parameter("year", "integers", description="years", choices=_years),
+        Parameter(
+            "category",
+            description="a stratification category id (INC) or name (Income)",
+            choices=_category_ids,
+        ),
+        Parameter(
+            "stratum",
+            "strings",
+            description="stratum ids (INC75PLUS) or names ($75,000 or greater)",
+            choices=_stratum_ids,
+        ),
     ),
     "trend": (
         QUESTION,
-        Parameter("location", _LOCATIONS, many=True, required=True),
-        Parameter("stratum", "a stratum id or name (default: Total)"),
+        Parameter(
+            "location", "strings", required=True, description=_LOCATIONS, choices=_location_ids
+        ),
+        Parameter("stratum", description=_STRATUM, choices=_stratum_ids),
     ),
     "ranking": (
         QUESTION,
-        Parameter("year", "a year (default: the question's latest)", integer=True),
-        Parameter("stratum", "a stratum id or name (default: Total)"),
+        Parameter(
+            "year", "integer", description="a year; default: the question's latest", choices=_years
+        ),
+        Parameter("stratum", description=_STRATUM, choices=_stratum_ids),
     ),
     "compare": (
         QUESTION,
-        Parameter("location", "one location, or two to compare", many=True),
-        Parameter("year", "one year (default: the latest), or two to compare", many=True),
-        Parameter("stratum", "one stratum (default: Total), or two to compare", many=True),
+        Parameter(
+            "location",
+            "strings",
+            description="one location, or two to compare",
+            choices=_location_ids,
+        ),
+        Parameter(
+            "year",
+            "integers",
+            description="one year (default: the latest), or two to compare",
+            choices=_years,
+        ),
+        Parameter(
+            "stratum",
+            "strings",
+            description="one stratum (default: Total), or two to compare",
+            choices=_stratum_ids,
+        ),
     ),
     "questions": (),
     "locations": (),
     "strata": (),
 }
-"""Every v2 kind and its parameters, in the order documented in docs/queries.md."""
+"""Every v2 kind and its parameters (the registry rows declare these; docs/queries.md)."""
 KINDS: tuple[str, ...] = tuple(PARAMETERS)
 COMPARED = ("location", "year", "stratum")
 """The parameters a `compare` query may give two values of (exactly one of them)."""
+
+
+def _many(parameter: Parameter) -> bool:
+    return parameter.type in {"strings", "integers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +230,7 @@ def parse_query(dataset: Dataset, kind: object, raw: Mapping[str, object]) -> Qu
         given = parser.items(parameter.name)
         if parameter.required and not given:
             parser.problem(parameter.name, f"required by {kind}", None)
-        elif not parameter.many and len(given) > 1:
+        elif not _many(parameter) and len(given) > 1:
             parser.problem(parameter.name, "takes one value", None)
     question = _question(parser) if accepted else None
     params = _PARAMS[kind](parser, question)
@@ -209,13 +255,13 @@ def _asked(catalog: Catalog, question: str | None) -> tuple[int, ...]:
     return catalog.years.get(question, ())
 
 
-def _location_ids(parser: _Parser, name: str) -> list[str]:
+def _locations_given(parser: _Parser, name: str) -> list[str]:
     catalog = parser.catalog
     names = parser.names(name, catalog.location_codes, list(catalog.locations))
     return list(dict.fromkeys(_id_of(catalog.locations, catalog.location_codes, n) for n in names))
 
 
-def _stratum_ids(parser: _Parser, name: str) -> list[str]:
+def _strata_given(parser: _Parser, name: str) -> list[str]:
     catalog = parser.catalog
     names = parser.names(name, catalog.stratum_codes, list(catalog.strata))
     return list(dict.fromkeys(_id_of(catalog.strata, catalog.stratum_codes, n) for n in names))
@@ -230,7 +276,7 @@ def _id_of(by_id: Mapping[str, object], codes: Mapping[str, tuple[int, ...]], na
 
 
 def _default_stratum(parser: _Parser, name: str) -> str | None:
-    given = _stratum_ids(parser, name)
+    given = _strata_given(parser, name)
     if given:
         return given[0]
     if parser.items(name):
@@ -244,18 +290,18 @@ def _default_stratum(parser: _Parser, name: str) -> str | None:
 def _estimates(parser: _Parser, question: str | None) -> dict[str, ParamValue]:
     catalog = parser.catalog
     params: dict[str, ParamValue] = {}
-    locations = _location_ids(parser, "location")
+    locations = _locations_given(parser, "location")
     if locations:
         params["location"] = tuple(sorted(locations))
     years = parser.years("year", _asked(catalog, question))
     if years:
         params["year"] = tuple(sorted(years))
-    categories = parser.names("category", catalog.category_codes, _category_ids(catalog))
+    categories = parser.names("category", catalog.category_codes, _category_list(catalog))
     category = None
     if categories:
         category = _category_id(catalog, categories[0])
         params["category"] = category
-    strata = _stratum_ids(parser, "stratum")
+    strata = _strata_given(parser, "stratum")
     if category is not None:
         inside = set(catalog.category_codes[category])
         allowed = [s for s in catalog.strata if set(catalog.stratum_codes[s]) & inside]
@@ -267,12 +313,12 @@ def _estimates(parser: _Parser, question: str | None) -> dict[str, ParamValue]:
     return params
 
 
-def _category_ids(catalog: Catalog) -> list[str]:
+def _category_list(catalog: Catalog) -> list[str]:
     return sorted({stratum.category_id for stratum in catalog.strata.values()})
 
 
 def _category_id(catalog: Catalog, name: str) -> str:
-    ids = _category_ids(catalog)
+    ids = _category_list(catalog)
     if name in ids:
         return name
     wanted = set(catalog.category_codes[name])
@@ -280,7 +326,7 @@ def _category_id(catalog: Catalog, name: str) -> str:
 
 
 def _trend(parser: _Parser, _question: str | None) -> dict[str, ParamValue]:
-    params: dict[str, ParamValue] = {"location": tuple(_location_ids(parser, "location"))}
+    params: dict[str, ParamValue] = {"location": tuple(_locations_given(parser, "location"))}
     stratum = _default_stratum(parser, "stratum")
     if stratum is not None:
         params["stratum"] = stratum
@@ -303,9 +349,9 @@ def _ranking(parser: _Parser, question: str | None) -> dict[str, ParamValue]:
 
 def _compare(parser: _Parser, question: str | None) -> dict[str, ParamValue]:
     asked = _asked(parser.catalog, question)
-    locations = _location_ids(parser, "location")
+    locations = _locations_given(parser, "location")
     years = parser.years("year", asked)
-    strata = _stratum_ids(parser, "stratum")
+    strata = _strata_given(parser, "stratum")
     pair = _compared(parser, {"location": locations, "year": years, "stratum": strata})
     if pair is None:
         return {}
