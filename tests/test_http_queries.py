@@ -9,6 +9,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from http_support import RUN_PY, Server, get_json, poll, post_job
@@ -248,3 +249,19 @@ def test_the_server_serves_the_v2_routes_on_the_cdc_file(tmp_path):
         assert server.stop() == 0
     finally:
         server.kill()
+
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+SECTION = README.split("## Asking better questions", 1)[1].split("\n## ", 1)[0]
+
+
+async def test_the_readme_curl_examples_answer(client):
+    gets = re.findall(r"curl -s (?:-OJ )?'http://127\.0\.0\.1:5000(/api/v2/[^']+)'", SECTION)
+    assert len(gets) >= 7
+    for path in gets:
+        response = await client.get(path)
+        assert response.status == 200, (path, await response.text())
+    (body,) = re.findall(r"-X POST http://127\.0\.0\.1:5000/api/v2/jobs -d '([^']+)'", SECTION)
+    job_id = await post_job(client, "v2/jobs", json.loads(body))
+    assert (await poll(client, job_id))["status"] == "done"
+    assert "describes no" in SECTION  # the caveat, in plain words
