@@ -51,7 +51,7 @@ with open("/proc/self/status") as status:
 figures = {"seconds": seconds, "cpu": cpu, "rss_mb": rss, "rows": dataset.rows_read,
            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "module": lestats.__file__}
-if hasattr(dataset, "fingerprint"):
+if hasattr(type(dataset), "fingerprint"):  # a property: hasattr on the instance computes it
     started = time.perf_counter()
     dataset.fingerprint
     figures["fingerprint_s"] = time.perf_counter() - started
@@ -114,9 +114,8 @@ def load_once(tree: Path, path: Path, parser: str) -> dict[str, float]:
     return figures
 
 
-def measure(tree: Path, path: Path, parser: str, runs: int) -> Load:
-    """Best time, highest peak and resident memory over `runs` loads."""
-    results = [load_once(tree, path, parser) for _ in range(runs)]
+def summary(results: list[dict[str, float]]) -> Load:
+    """Best time, highest peak and resident memory over several loads."""
     fingerprints = [r["fingerprint_s"] for r in results if "fingerprint_s" in r]
     return Load(
         seconds=min(r["seconds"] for r in results),
@@ -142,8 +141,13 @@ def bench_loading(files: list[Path], runs: int) -> None:
         print(header)
         for path in files:
             for parser in ("arrow", "csv"):
-                before = measure(before_tree, path, parser, runs)
-                after = measure(ROOT, path, parser, runs)
+                # Alternated, so that a busy moment of the machine hits both alike.
+                pairs = [
+                    (load_once(before_tree, path, parser), load_once(ROOT, path, parser))
+                    for _ in range(runs)
+                ]
+                before = summary([b for b, _ in pairs])
+                after = summary([a for _, a in pairs])
                 name = path.name[:24]
                 for label, load in (("before", before), ("after", after)):
                     print(

@@ -65,6 +65,9 @@ SUPPRESSED_SYMBOL = "~"
 NATIONAL = frozenset({"US"})
 TERRITORIES = frozenset({"AS", "GU", "MP", "PR", "VI"})
 
+NUMBER_MEMO = 1 << 16
+"""Distinct number texts whose parse the csv path remembers (values repeat: `29.6`, `""`)."""
+
 _SORT_KEY_INFINITY = math.inf
 
 
@@ -370,7 +373,7 @@ class RowCollector:
     row's end, where the caller appends an empty cell.
     """
 
-    __slots__ = ("_entities", "_number_indexes", "_numbers")
+    __slots__ = ("_entities", "_memo", "_number_columns", "_numbers")
 
     def __init__(self, indexes: Mapping[str, int]) -> None:
         self._entities = [
@@ -381,19 +384,25 @@ class RowCollector:
             )
             for entity in ENTITIES
         ]
-        self._number_indexes = [indexes[name] for name in NUMBER_COLUMNS]
         self._numbers = [array("d") for _ in NUMBER_COLUMNS]
+        self._number_columns = tuple(
+            zip([indexes[name] for name in NUMBER_COLUMNS], self._numbers, strict=True)
+        )
+        self._memo: dict[str, float] = {}
 
     def add(self, row: Sequence[str]) -> None:
         """Keep one row (already checked to be of the header's width)."""
         for getter, seen, codes in self._entities:
-            cells = getter(row)
-            code = seen.get(cells)
-            if code is None:
-                code = seen[cells] = len(seen)
-            codes.append(code)
-        for index, numbers in zip(self._number_indexes, self._numbers, strict=True):
-            numbers.append(number_or_nan(row[index]))
+            codes.append(seen.setdefault(getter(row), len(seen)))
+        memo = self._memo
+        for index, numbers in self._number_columns:
+            text = row[index]
+            number = memo.get(text)
+            if number is None:
+                number = number_or_nan(text)
+                if len(memo) < NUMBER_MEMO:
+                    memo[text] = number
+            numbers.append(number)
 
     def columns(self) -> RawColumns:
         """Everything kept so far."""
