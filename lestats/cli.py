@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
+from lestats.data.kinds import register_queries
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.registry import ENTRY_POINT_GROUP
 from lestats.data.statistics import default_registry
@@ -176,12 +177,13 @@ def _positive(text: str) -> int:
 
 
 def statistics(targets: Sequence[str]) -> Registry:
-    """The default registry, with the installed plug-ins and the `--statistic` ones added.
+    """The default registry and the v2 query kinds, plus the installed and `--statistic` plug-ins.
 
     Raises:
         ValueError: a plug-in cannot be loaded or clashes with a registered name.
     """
     registry = default_registry()
+    register_queries(registry)
     registry.load_entry_points()
     for target in targets:
         registry.load_named(target)
