@@ -10,7 +10,6 @@ import threading
 import urllib.request
 
 import pytest
-from conftest import MUSCLE, OBESITY, GatedRunner, eventually
 from live_server import LiveServer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,6 +17,7 @@ from lestats import metrics
 from lestats.actors.engine import Engine
 from lestats.client import Client
 from lestats.errors import JobFailed, Overloaded, ShuttingDown
+from lestats.testing import MUSCLE, OBESITY, GatedRunner, eventually
 
 pytest_plugins = ["http_support"]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lestats.http.queries import openapi_paths
+
 if TYPE_CHECKING:
     from lestats.data.dataset import Dataset
     from lestats.data.registry import Parameter, Registry, Statistic
@@ -92,9 +94,12 @@ def _submit_operation(statistic: Statistic, registry: Registry, dataset: Dataset
                 "accepted",
                 headers={"Location": {"schema": {"type": "string"}}},
             ),
-            "400": _error("bad body, unknown question or state"),
+            "400": _error("bad body, unknown question or state, or an undecodable body"),
+            "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
             "405": _error("wrong method", headers=_ALLOW),
+            "408": _error("body not received within the body timeout"),
             "413": _error("body too large"),
+            "415": _error("unknown Content-Encoding (the answer lists the allowed ones)"),
             "503": _error("shutting down or overloaded", headers=_RETRY_AFTER),
         },
     }
@@ -107,12 +112,46 @@ def _get(operation_id: str, summary: str, ok: dict[str, Any], **more: Any) -> di
             "summary": summary,
             "responses": {
                 "200": _body(ok, "success"),
+                "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
                 "405": _error("wrong method", headers=_ALLOW),
                 "503": _error("overloaded", headers=_RETRY_AFTER),
             },
             **more,
         }
     }
+
+
+def _job_action(operation_id: str, summary: str, answer: str) -> dict[str, Any]:
+    """`POST /api/jobs/{job_id}/<action>`: `{"status": "done", answer: bool}`."""
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _body(
+                    {
+                        "type": "object",
+                        "required": ["status", answer],
+                        "properties": {"status": {"const": "done"}, answer: {"type": "boolean"}},
+                    },
+                    "success",
+                ),
+                "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
+                "404": _error("Invalid job_id"),
+                "405": _error("wrong method", headers=_ALLOW),
+                "503": _error("overloaded", headers=_RETRY_AFTER),
+            },
+        }
+    }
+
+
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^(job_id_)?[1-9][0-9]*$"},
+}
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -139,7 +178,7 @@ _SCHEMAS: dict[str, Any] = {
                 "properties": {"status": {"const": "running"}},
                 "additionalProperties": False,
             },
-            _done({"type": "object"}),
+            _done({"type": ["object", "array"]}),  # the v2 discovery kinds answer lists
             {
                 "type": "object",
                 "required": ["status", "reason"],
@@ -163,6 +202,7 @@ def openapi_document(registry: Registry, dataset: Dataset) -> dict[str, Any]:
         f"/api/{statistic.name}": {"post": _submit_operation(statistic, registry, dataset)}
         for statistic in registry.course_statistics()
     }
+    paths.update(openapi_paths(registry, dataset))
     results = _get("get_results", "A job's status, with its data or error", _ref("JobResult"))
     results["get"]["parameters"] = [
         {
@@ -195,6 +235,12 @@ def openapi_document(registry: Registry, dataset: Dataset) -> dict[str, Any]:
         {
             "/api/get_results/{job_id}": results,
             "/api/jobs": _get("jobs", "Every job with its status", _done(status_list)),
+            "/api/jobs/{job_id}/cancel": _job_action(
+                "cancel", "Cancel a queued job (it ends error, cancelled)", "cancelled"
+            ),
+            "/api/jobs/{job_id}/forget": _job_action(
+                "forget", "Forget a finished job (it then answers error, expired)", "forgotten"
+            ),
             "/api/num_jobs": _get(
                 "num_jobs",
                 "Accepted jobs not finished",
