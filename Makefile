@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-all lint clean
+.PHONY: install run test bench bench-all lint clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: lint
+# The Redis store's tests run a real redis-server (Debian's; Redis >= 7).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+
+test: lint redis-server
 	$(PY) -m pytest -q
 
 bench: install
