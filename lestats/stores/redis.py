@@ -54,7 +54,7 @@ BACKOFF = 0.5
 """Seconds during which calls fail at once after Redis was found away (the actor stays fast)."""
 GROUP = "nodes"
 PAGE = 10_000
-"""Ids per `statuses` script call (each call holds Redis for about a millisecond per 1,000)."""
+"""Ids a `statuses` script call looks at (it holds Redis about a millisecond per 1,000)."""
 TAKE_OVER_BATCH = 1_000
 RETENTION_STEP = 2
 """Old jobs each completion forgets at most: more than the one it adds, so retention keeps up."""
@@ -236,18 +236,17 @@ class RedisStore:
         raise UnknownJob(job_id)
 
     def statuses(self, after: int = 0, limit: int | None = None) -> list[tuple[int, JobStatus]]:
-        """Issued ids after `after`, in order, with their statuses (forgotten ones: error)."""
+        """Issued, not forgotten ids above `after`, in order, at most `limit`, with statuses."""
         answer: list[tuple[int, JobStatus]] = []
-        start = max(after, 0)
+        keys = [self._status, self._last, self._by_id, self._jobs]
         while limit is None or len(answer) < limit:
-            page = PAGE if limit is None else min(PAGE, limit - len(answer))
-            chars = self._call(self._statuses, [self._status, self._last], [start, page])
+            wanted = PAGE if limit is None else min(PAGE, limit - len(answer))
+            last, after, codes, *ids = self._call(self._statuses, keys, [after, wanted, PAGE])
+            status = _STATUS
             answer.extend(
-                (start + offset, _STATUS.get(bytes((char,)), JobStatus.ERROR))
-                for offset, char in enumerate(chars, 1)
+                (job_id, status[bytes((code,))]) for job_id, code in zip(ids, codes, strict=True)
             )
-            start += len(chars)
-            if len(chars) < page:
+            if after >= last:
                 break
         return answer
 

@@ -130,15 +130,35 @@ return {status, data, redis.call('GET', KEYS[3]) or '0'}
 """
 
 STATUSES = """#!lua flags=no-writes
--- KEYS: status, last; ARGV: after, limit. Returns one character per id: r, d, e or x (expired)
+-- KEYS: status, last, by_id, jobs; ARGV: after, limit, how many ids to look at at most.
+-- Listed (not forgotten) ids above `after`, from the oldest one kept: {last id, the highest id
+-- looked at, one status character per listed id (r, d or e), the listed ids...}
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local first = tonumber(ARGV[1]) + 1
-local final = math.min(last, tonumber(ARGV[1]) + tonumber(ARGV[2]))
-local out = {}
-for id = first, final do
-    out[#out + 1] = redis.call('HGET', KEYS[1], id) or 'x'
+local floor = last + 1
+local oldest_finished = redis.call('ZRANGE', KEYS[3], 0, 0)
+if oldest_finished[1] then
+    floor = math.min(floor, tonumber(oldest_finished[1]))
 end
-return table.concat(out)
+local oldest_open = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', 1)
+if oldest_open[1] then
+    floor = math.min(floor, tonumber(string.match(oldest_open[1][1], '^(%d+)')))
+end
+local id = math.max(tonumber(ARGV[1]) + 1, floor)
+local limit = tonumber(ARGV[2])
+local final = math.min(last, id + tonumber(ARGV[3]) - 1)
+local codes = {}
+local out = {last, final, ''}
+while id <= final and #codes < limit do
+    local status = redis.call('HGET', KEYS[1], id)
+    if status then
+        codes[#codes + 1] = status
+        out[#out + 1] = id
+    end
+    id = id + 1
+end
+out[2] = id - 1
+out[3] = table.concat(codes)
+return out
 """
 
 TAKE_OVER = """#!lua
