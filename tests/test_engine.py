@@ -18,6 +18,7 @@ from lestats.actors.jobs import RUNNING, JobStatus
 from lestats.data.query import ALLOWED_QUESTIONS, ENDPOINTS, Query
 from lestats.data.statistics import compute
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
+from lestats.stores.files import JOURNAL_NAME
 
 
 @pytest.fixture
@@ -356,7 +357,7 @@ def test_restart_continues_numbering_and_reruns_unfinished_jobs(make_engine, res
     old_data = [first.result(job, timeout=5) for job in old]
     first.shutdown()
     # A job accepted (journaled) whose result never came: as after a kill mid-job.
-    with (results_dir / engine_module.JOURNAL_NAME).open("a") as journal:
+    with (results_dir / JOURNAL_NAME).open("a") as journal:
         journal.write(json.dumps({"job": 4, "endpoint": "global_mean", "question": MUSCLE}) + "\n")
     second = make_engine()
     assert second.result("job_id_4", timeout=5) == {"global_mean": 24.375}

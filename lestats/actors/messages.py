@@ -138,13 +138,29 @@ class HeldJob:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """ResultStore -> JournalCommitter: force the journal to disk, then release these jobs.
+    """ResultStore -> JournalCommitter: run `barrier`, then release these jobs.
 
-    `fd` is a duplicate of the journal's descriptor, owned (and closed) by the committer.
+    `barrier` is the store's `commit_barrier()`: it makes every job accepted so far durable,
+    and runs once, in the committer's thread.
     """
 
-    fd: int
+    barrier: Callable[[], None]
     jobs: tuple[HeldJob, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySaves:
+    """ResultStore's retry timer -> ResultStore: try again to record the finished jobs it holds.
+
+    Sent after a transient storage error (a full disk, no free descriptors), with backoff.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedElsewhere:
+    """Store (from its own thread) -> ResultStore: another process finished these jobs."""
+
+    job_ids: tuple[int, ...]
 
 
 # --- Queries: client -> ResultStore --------------------------------------------------------------
@@ -179,9 +195,37 @@ class Unwatch:
 
 @dataclass(frozen=True, slots=True)
 class ListJobs:
-    """Client -> ResultStore: every issued job id with its status, in id order."""
+    """Client -> ResultStore: issued job ids above `after` with their statuses, in id order.
 
+    At most `limit` of them (None: all). A client listing many jobs asks page by page, so that
+    other messages get through between the pages. Forgotten jobs are not listed.
+    """
+
+    after: int = 0
+    limit: int | None = None
     reply: Future[tuple[tuple[int, JobStatus], ...]] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob:
+    """Client -> ResultStore: end a queued job in error with reason `cancelled`.
+
+    Replies True if it was cancelled, False if it is running, finished or unknown (unchanged).
+    """
+
+    job_id: int
+    reply: Future[bool] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetJob:
+    """Client -> ResultStore: drop a finished job's result; it then answers `expired`.
+
+    Replies True if it was forgotten, False if it is unfinished, unknown or forgotten already.
+    """
+
+    job_id: int
+    reply: Future[bool] = field(default_factory=_reply, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

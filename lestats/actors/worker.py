@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from lestats.actors.claims import JobClaims
     from lestats.data.dataset import Dataset
     from lestats.data.query import Query
 
@@ -41,6 +42,7 @@ class Worker(pykka.ThreadingActor):
     Worker; its Dispatcher then replaces it and moves its queued jobs to the replacement.
     The Dataset is shared by reference, never copied. Once `abandon` is set (a shutdown without
     drain), queued jobs are skipped unreported: they stay in the journal and run at the next start.
+    With `claims`, a job cancelled while queued is skipped too.
 
     With `memo_bytes`, the runner is taken to be pure (the dataset never changes, so a query's
     answer never does): the encoded results of recent queries are kept, up to that many bytes,
@@ -56,8 +58,10 @@ class Worker(pykka.ThreadingActor):
         abandon: threading.Event | None = None,
         *,
         memo_bytes: int = 0,
+        claims: JobClaims | None = None,
     ) -> None:
         super().__init__()
+        self._claims = claims
         self._abandon = abandon or threading.Event()
         self._dataset = dataset
         self._runner = runner
@@ -79,6 +83,8 @@ class Worker(pykka.ThreadingActor):
     def _run(self, job: m.RunJob) -> None:
         if self._abandon.is_set():
             return
+        if self._claims is not None and not self._claims.start(job.job_id):
+            return  # cancelled while it was queued: the ResultStore already failed it
         self._current = job.job_id
         try:
             result = self._result(job.query)
