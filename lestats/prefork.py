@@ -10,9 +10,10 @@ also turns `--port 0` into one port shared by all.
 
 The parent runs no thread and no event loop: it waits for its children. SIGTERM or SIGINT to it
 is passed to every child, each of which drains as a single server does; the parent exits 0 once
-all exited 0. A child that dies otherwise (SIGKILL, a crash) is replaced; its unfinished jobs
-are taken over through the shared store. A child that fails before it serves stops the whole
-start: the cause (Redis away, another dataset) is the same for every child.
+all exited 0. A child stopped on its own (`graceful_shutdown` reaching it, or a SIGTERM sent to
+it) drains and is not replaced. A child that dies otherwise (SIGKILL, a crash) is replaced; its
+unfinished jobs are taken over through the shared store. A child that fails before it serves
+stops the whole start: the cause (Redis away, another dataset) is the same for every child.
 """
 
 from __future__ import annotations
@@ -188,11 +189,12 @@ class Supervisor:
             if index is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            if self._stopping:
+            if self._stopping or code == 0:
+                # Asked to stop (this parent's signal, or the child's own graceful_shutdown or
+                # SIGTERM): it drained; not replaced.
                 codes.append(code)
                 continue
-            log.warning("server process %d (pid %d) ended with %d; replacing it", index, pid, code)
-            sys.stderr.write(f"server process {index} ended with {code}; replacing it\n")
+            sys.stderr.write(f"server process {index} (pid {pid}) ended with {code}; replacing\n")
             pause = self._last_respawn + RESPAWN_PAUSE - time.monotonic()
             if pause > 0:
                 time.sleep(pause)  # a crash loop replaces at most one child a second

@@ -28,6 +28,9 @@ OPTIONS = (
     "--results-dir",
     "--log-file",
     "--max-pending",
+    "--store",
+    "--processes",
+    "--claim-idle",
 )
 
 
@@ -135,7 +138,18 @@ def test_help_lists_every_option(tmp_path):
     assert not list(tmp_path.iterdir()), "--help must not create files"
 
 
-@pytest.mark.parametrize("args", [["--workers", "0"], ["--max-pending", "0"], ["--port", "x"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--workers", "0"],
+        ["--max-pending", "0"],
+        ["--port", "x"],
+        ["--store", "http://127.0.0.1:6379"],
+        ["--processes", "0"],
+        ["--claim-idle", "0"],
+        ["--claim-idle", "nan"],
+    ],
+)
 def test_bad_option_values_are_refused_with_usage(tmp_path, args):
     done = run_py(*args, cwd=tmp_path)
     assert done.returncode == 2

@@ -59,6 +59,9 @@ TAKE_OVER_BATCH = 1_000
 RETENTION_STEP = 2
 """Old jobs each completion forgets at most: more than the one it adds, so retention keeps up."""
 
+WRITING = "cannot record the job"
+READING = "cannot read the job store"
+"""What a `StorageError` says failed: a job not recorded, or a question not answered."""
 _STATUS = {b"r": JobStatus.RUNNING, b"d": JobStatus.DONE, b"e": JobStatus.ERROR}
 _TRANSIENT_REPLIES = ("OOM", "LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN")
 
@@ -220,7 +223,7 @@ class RedisStore:
             if job_id in self._mine:
                 return RUNNING
         status, data, last = self._call(
-            self._outcome, [self._status, self._data, self._last], [job_id]
+            self._outcome, [self._status, self._data, self._last], [job_id], doing=READING
         )
         if status == b"r":
             return RUNNING
@@ -241,7 +244,9 @@ class RedisStore:
         keys = [self._status, self._last, self._by_id, self._jobs]
         while limit is None or len(answer) < limit:
             wanted = PAGE if limit is None else min(PAGE, limit - len(answer))
-            last, after, codes, *ids = self._call(self._statuses, keys, [after, wanted, PAGE])
+            last, after, codes, *ids = self._call(
+                self._statuses, keys, [after, wanted, PAGE], doing=READING
+            )
             status = _STATUS
             answer.extend(
                 (job_id, status[bytes((code,))]) for job_id, code in zip(ids, codes, strict=True)
@@ -252,11 +257,11 @@ class RedisStore:
 
     def last_id(self) -> int:
         """The highest id issued in the job space (0 when none)."""
-        return int(self._command(self._client.get, self._last) or 0)
+        return int(self._command(self._client.get, self._last, doing=READING) or 0)
 
     def unfinished_count(self) -> int:
         """Unfinished jobs in the whole job space: the entries left in the stream."""
-        return int(self._command(self._client.xlen, self._jobs))
+        return int(self._command(self._client.xlen, self._jobs, doing=READING))
 
     def take_over(self) -> tuple[tuple[int, Query], ...]:
         """The unfinished jobs of nodes whose heartbeat expired, now this node's."""
@@ -361,29 +366,34 @@ class RedisStore:
                 self._where,
             )
 
-    def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:  # noqa: ANN401
-        return self._command(script, keys=keys, args=args)
+    def _call(
+        self, script: Any, keys: list[str], args: list[Any], *, doing: str = WRITING  # noqa: ANN401
+    ) -> Any:  # noqa: ANN401
+        return self._command(script, keys=keys, args=args, doing=doing)
 
-    def _command(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    def _command(
+        self,
+        function: Callable[..., Any],
+        *args: Any,  # noqa: ANN401
+        doing: str = WRITING,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> Any:  # noqa: ANN401
         """Run one Redis command; any trouble is a `StorageError` (transient if it may pass)."""
+        where = f"the job store (Redis at {self._where})"
         if time.monotonic() < self._away_until:
-            raise StorageError(
-                f"the job store (Redis at {self._where}) is unreachable", transient=True
-            )
+            raise StorageError(f"{where} is unreachable", transient=True, doing=doing)
         try:
             return function(*args, **kwargs)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             self._away_until = time.monotonic() + BACKOFF
             raise StorageError(
-                f"the job store (Redis at {self._where}) is unreachable ({exc})", transient=True
+                f"{where} is unreachable ({exc})", transient=True, doing=doing
             ) from exc
         except redis.exceptions.ResponseError as exc:
             transient = str(exc).startswith(_TRANSIENT_REPLIES)
-            raise StorageError(
-                f"the job store (Redis at {self._where}) refused: {exc}", transient=transient
-            ) from exc
+            raise StorageError(f"{where} refused: {exc}", transient=transient, doing=doing) from exc
         except redis.exceptions.RedisError as exc:
-            raise StorageError(f"the job store (Redis at {self._where}) failed: {exc}") from exc
+            raise StorageError(f"{where} failed: {exc}", doing=doing) from exc
 
     def _wake_listener(self) -> None:
         """Wake the listener from its wait for messages (so that `close` is quick)."""
