@@ -42,8 +42,10 @@ from lestats.actors.engine import Engine
 from lestats.actors.jobs import JobStatus
 from lestats.data.demo import iter_demo_lines
 from lestats.data.loader import load_lines
-from lestats.data.query import ENDPOINTS, NEEDS_STATE, Query
+from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
+from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
+from lestats.data.statistics import default_registry
 from lestats.stores import journal as records
 from lestats.stores.journal import Journal
 from lestats.stores.result_files import ResultFiles
@@ -148,7 +150,7 @@ def job_mix(dataset: Dataset) -> list[tuple[str, str, str | None]]:
     """Every endpoint over every question, states taken in turn."""
     states = itertools.cycle(dataset.states)
     return [
-        (endpoint, question, next(states) if NEEDS_STATE[endpoint] else None)
+        (endpoint, question, next(states) if default_registry()[endpoint].needs_state else None)
         for question in BEST_IS_MIN + BEST_IS_MAX
         for endpoint in ENDPOINTS
     ]

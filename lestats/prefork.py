@@ -8,12 +8,12 @@ whichever loop wakes first take a whole batch of new connections. The parent kee
 bound (not listening, so no connection ever waits on it) for its children's whole life, which
 also turns `--port 0` into one port shared by all.
 
-The parent runs no thread and no event loop: it waits for its children. SIGTERM or SIGINT to it
-is passed to every child, each of which drains as a single server does; the parent exits 0 once
-all exited 0. A child stopped on its own (`graceful_shutdown` reaching it, or a SIGTERM sent to
-it) drains and is not replaced. A child that dies otherwise (SIGKILL, a crash) is replaced; its
-unfinished jobs are taken over through the shared store. A child that fails before it serves
-stops the whole start: the cause (Redis away, another dataset) is the same for every child.
+The parent runs no thread and no event loop: it waits for its children. SIGTERM, SIGINT or
+SIGHUP to it is passed on (as SIGTERM) to every child, each of which drains as a single server
+does; the parent exits 0 once all exited 0. A child stopped on its own (`graceful_shutdown`
+reaching it, or a SIGTERM sent to it) drains and is not replaced. A child that dies otherwise
+(SIGKILL, a crash) is replaced; its unfinished jobs are taken over through the shared store. A
+child that fails before it serves stops the whole start: the cause (Redis away, another dataset) is the same for every child.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""What the parent passes on as SIGTERM: each drains every child (as each drains one server)."""
 START_TIMEOUT = 120.0
 """Seconds every child gets to start serving (its store opened, its actors started)."""
 RESPAWN_PAUSE = 1.0
@@ -113,10 +115,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Start the children, wait for all to serve, supervise until a signal; the exit code."""
-        previous = {
-            signum: signal.signal(signum, self._on_signal)
-            for signum in (signal.SIGTERM, signal.SIGINT)
-        }
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
         try:
             gc.collect()
             gc.freeze()  # the dataset, loaded once: children share its pages copy-on-write
@@ -145,7 +144,7 @@ class Supervisor:
         if pid == 0:  # the child: never returns into the parent's code
             code = 1
             try:
-                for signum in (signal.SIGTERM, signal.SIGINT):
+                for signum in STOP_SIGNALS:
                     signal.signal(signum, signal.SIG_DFL)
                 self._holder.close()
                 sock = listening_socket(self.host, self.port)

@@ -24,7 +24,7 @@ from conftest import (
 )
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.dispatcher import Dispatcher
 from lestats.actors.jobs import JobOutcome, JobStatus
 from lestats.actors.worker import Worker

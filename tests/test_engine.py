@@ -11,11 +11,13 @@ import pytest
 from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 from lestats import jsonio
+from lestats import messages as m
 from lestats.actors import engine as engine_module
-from lestats.actors import messages as m
 from lestats.actors.engine import Engine, default_workers
 from lestats.actors.jobs import RUNNING, JobStatus
-from lestats.data.query import ALLOWED_QUESTIONS, ENDPOINTS, Query
+from lestats.data.query import Query
+from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
+from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
 from lestats.data.statistics import compute
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
 from lestats.stores.files import JOURNAL_NAME
@@ -84,7 +86,7 @@ def test_an_issued_id_is_never_unknown(make_engine):
     ("args", "allowed"),
     [
         (("no_such_endpoint", OBESITY), ENDPOINTS),
-        (("global_mean", "How tall are adults?"), ALLOWED_QUESTIONS),
+        (("global_mean", "How tall are adults?"), BEST_IS_MIN + BEST_IS_MAX),
         (("state_mean", OBESITY, "Atlantis"), TINY_STATES),
         (("state_mean", OBESITY), None),
         (("state_mean", OBESITY, 7), None),
@@ -196,30 +198,26 @@ def test_backpressure_on_pending_jobs(make_engine):
     assert [engine.result(job, timeout=5) for job in later] == [{"global_mean": 29.5}] * 2
 
 
-def test_backpressure_on_requests_waiting(make_engine):
+def test_backpressure_on_waiters_leaves_other_requests_alone(make_engine):
     runner = GatedRunner()
-    engine = make_engine(runner=runner, max_requests=2)
+    engine = make_engine(runner=runner, max_waiters=2, max_requests=1)
     job = engine.submit("best5", OBESITY)
     waiters = [threading.Thread(target=engine.wait, args=(job, 10)) for _ in range(2)]
     for waiter in waiters:
         waiter.start()
-
-    def refused() -> bool:
-        try:
-            engine.num_jobs()
-        except Overloaded:
-            return True
-        return False
-
     try:
-        # Once both request slots are held by the waiters, a third request is refused at once.
-        eventually(refused)
-        with pytest.raises(Overloaded, match="too many requests"):
-            engine.num_jobs()
+        # Once both waiter places are held, a third waiter is refused at once, naming the bound.
+        eventually(lambda: engine.waiting == 2)
+        with pytest.raises(Overloaded, match="waiter bound"):
+            engine.wait(job, 10)
+        # The single request place is still free: waiters do not hold it.
+        assert engine.num_jobs() == 1
+        assert engine.status(job) is JobStatus.RUNNING
     finally:
         runner.gate.set()
         for waiter in waiters:
             waiter.join(5)
+    assert engine.waiting == 0
     assert engine.num_jobs() == 0
     assert engine.result(job, timeout=5)
 

@@ -24,9 +24,9 @@ import redis
 from http_support import RUN_PY, Server
 
 from lestats import jsonio
-from lestats.data.query import ENDPOINTS, NEEDS_STATE, Query
+from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
-from lestats.data.statistics import compute
+from lestats.data.statistics import compute, default_registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 pytest_plugins = ["http_support", "redis_support"]
 
 QUESTIONS = BEST_IS_MIN + BEST_IS_MAX
+NEEDS_STATE = {row.name: row.needs_state for row in default_registry().course_statistics()}
+ENDPOINTS = tuple(NEEDS_STATE)
 CLAIM_IDLE = 1.0
 TAKE_OVER_SLACK = 1.0 + 3.0
 """The engine's look every second, plus room for a busy two-core machine."""
@@ -469,3 +471,29 @@ def test_processes_without_a_shared_store_are_refused_in_one_line(tmp_path):
     assert len(lines) == 1
     assert "--store" in lines[0]
     assert "--processes" in lines[0]
+
+
+def test_a_node_with_other_data_is_refused_naming_both_fingerprints(
+    tmp_path, redis_url, nodes, demo_dataset
+):
+    nodes.append(start_node(tmp_path, redis_url, "a"))
+    other = tmp_path / "other.csv"
+    subprocess.run(
+        [sys.executable, "-m", "lestats.data.demo", "--rows", "500", "--out", str(other)],
+        check=True,
+        timeout=120,
+    )
+    result = subprocess.run(
+        [sys.executable, str(RUN_PY), "--port", "0", "--data", str(other), "--store", redis_url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert demo_dataset.fingerprint in lines[0]
+    assert "refusing to join" in lines[0]
+    assert nodes[0].request("GET", "/api/num_jobs")[0] == 200  # the first node serves on

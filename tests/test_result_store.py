@@ -17,7 +17,7 @@ import pykka
 import pytest
 from conftest import MUSCLE, OBESITY, ask, eventually, stop_actor
 
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors import result_store as result_store_module
 from lestats.actors.committer import JournalCommitter
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
@@ -358,7 +358,7 @@ def test_overloaded_past_max_pending_then_recovers(start_store, register, worker
     assert register(store) == 3  # the refusals used up no id
     with pytest.raises(Overloaded):
         register(store)
-    store.tell(m.JobFailed(2, "ValueError: x"))
+    store.tell(m.JobErrored(2, "ValueError: x"))
     store.tell(m.JobDone(3, b"{}"))
     assert register(store) == 4
     assert register(store) == 5
@@ -431,7 +431,7 @@ def test_every_done_job_has_its_file_when_polled(file_store, register, results_d
 def test_job_failed_is_error_with_reason(file_store, register, results_dir):
     store = file_store
     job_id = register(store)
-    store.tell(m.JobFailed(job_id, "ValueError: bad input"))
+    store.tell(m.JobErrored(job_id, "ValueError: bad input"))
     assert outcome(store, job_id) == JobOutcome(JobStatus.ERROR, reason="ValueError: bad input")
     assert pending(store) == 0
     assert not (results_dir / f"job_id_{job_id}.json").exists()
@@ -467,14 +467,14 @@ def test_watch_replies_when_the_job_finishes(store, register):
     store.tell(m.JobDone(done_id, b"1"))
     assert watch_done.reply.result(timeout=5) == JobOutcome(JobStatus.DONE, b"1")
     assert not watch_failed.reply.done()
-    store.tell(m.JobFailed(failed_id, "boom"))
+    store.tell(m.JobErrored(failed_id, "boom"))
     assert watch_failed.reply.result(timeout=5) == JobOutcome(JobStatus.ERROR, reason="boom")
 
 
 def test_watch_replies_at_once_when_already_finished(store, register):
     done_id, failed_id = register(store), register(store)
     store.tell(m.JobDone(done_id, b"[]"))
-    store.tell(m.JobFailed(failed_id, "boom"))
+    store.tell(m.JobErrored(failed_id, "boom"))
     assert ask(store, m.WatchJob(done_id)) == JobOutcome(JobStatus.DONE, b"[]")
     assert ask(store, m.WatchJob(failed_id)) == JobOutcome(JobStatus.ERROR, reason="boom")
 
@@ -532,7 +532,7 @@ def test_list_jobs_and_count_pending(store, register):
     for _ in range(4):
         register(store)
     store.tell(m.JobDone(1, b"{}"))
-    store.tell(m.JobFailed(3, "nope"))
+    store.tell(m.JobErrored(3, "nope"))
     assert listing(store) == (
         (1, JobStatus.DONE),
         (2, JobStatus.RUNNING),
@@ -547,7 +547,7 @@ def test_late_or_duplicate_reports_are_ignored(store, register, caplog):
     store.tell(m.JobDone(job_id, b"1"))
     with caplog.at_level(logging.WARNING, logger="lestats.actors.result_store"):
         store.tell(m.JobDone(job_id, b"2"))
-        store.tell(m.JobFailed(job_id, "late"))
+        store.tell(m.JobErrored(job_id, "late"))
         store.tell(m.JobDone(99, b"3"))
         assert outcome(store, job_id) == JobOutcome(JobStatus.DONE, b"1")
     assert sum("not running" in record.getMessage() for record in caplog.records) == 3
@@ -624,7 +624,7 @@ def test_ids_continue_after_the_highest_result_file(start_store, register, resul
 def test_failed_jobs_stay_failed_after_restart(start_store, register):
     first = start_store()
     job_id = register(first)
-    first.tell(m.JobFailed(job_id, "ValueError: kept"))
+    first.tell(m.JobErrored(job_id, "ValueError: kept"))
     assert outcome(first, job_id).status is JobStatus.ERROR
     first.stop()
     second = start_store()
@@ -649,7 +649,7 @@ def test_unfinished_jobs_come_back_after_restart(start_store, register, recorder
     second.tell(m.AssignJobs(((2, again.ref), (3, again.ref))))
     assert again.take(2) == [m.RunJob(2, Q2), m.RunJob(3, Q1)]
     second.tell(m.JobDone(2, b"[2]"))
-    second.tell(m.JobFailed(3, "again"))
+    second.tell(m.JobErrored(3, "again"))
     assert ask(second, m.WatchJob(3)).status is JobStatus.ERROR
     assert outcome(second, 2) == JobOutcome(JobStatus.DONE, b"[2]")
 
@@ -767,7 +767,7 @@ def test_a_full_disk_keeps_the_job_running_and_retries_until_it_is_saved(
     store.tell(watch)
     with caplog.at_level(logging.WARNING, logger="lestats.actors.result_store"):
         store.tell(m.JobDone(job_id, b"{}"))
-        store.tell(m.JobFailed(other_id, "ValueError: x"))  # queued behind, in order
+        store.tell(m.JobErrored(other_id, "ValueError: x"))  # queued behind, in order
         eventually(lambda: faults.refused >= 4)  # the first try, then three retries
         assert outcome(store, job_id) == RUNNING
         assert not watch.reply.done()
@@ -856,7 +856,7 @@ def test_reassign_sends_the_dead_workers_unfinished_jobs_to_the_replacement(
     assert ids == [1, 2, 3, 4, 5]
     store.tell(m.JobDone(1, b"{}"))
     # Worker a crashed on job 3: it failed that job itself before dying.
-    store.tell(m.JobFailed(3, "the worker running it crashed: Crash: x"))
+    store.tell(m.JobErrored(3, "the worker running it crashed: Crash: x"))
     store.tell(m.Reassign(a.ref.actor_urn, c.ref))
     assert pending(store) == 3
     assert c.next() == m.RunJob(4, Q1)  # only what a still owed: not the done, not the failed
@@ -1028,7 +1028,7 @@ def test_engine_drained_keeps_what_is_left_for_the_next_start(start_store, regis
     store = start_store()
     done_id, left_id, failed_id = register(store), register(store, Q2), register(store)
     store.tell(m.JobDone(done_id, b"{}"))
-    store.tell(m.JobFailed(failed_id, "nope"))
+    store.tell(m.JobErrored(failed_id, "nope"))
     drained = m.EngineDrained()
     store.tell(drained)
     assert drained.drained.result(timeout=5) is None
@@ -1154,8 +1154,8 @@ def test_a_committer_that_cannot_sync_refuses_the_replies(
     assert worker.flush() == []
     reports = store_stand_in.take(2)
     assert [(report.job_id, type(report)) for report in reports] == [
-        (1, m.JobFailed),
-        (2, m.JobFailed),
+        (1, m.JobErrored),
+        (2, m.JobErrored),
     ]
     assert all(report.reason.startswith("refused: ") for report in reports)
     assert all("not durable" in report.reason for report in reports)
@@ -1313,7 +1313,7 @@ def test_a_subscriber_is_pushed_every_job_that_finishes_done_or_error(store, reg
     store.tell(m.Subscribe(subscriber.push))
     done_id, failed_id, running_id = register(store), register(store), register(store)
     store.tell(m.JobDone(done_id, b'{"Ohio": 1.5}'))
-    store.tell(m.JobFailed(failed_id, "ValueError: no"))
+    store.tell(m.JobErrored(failed_id, "ValueError: no"))
     assert subscriber.take(2) == [
         (done_id, JobOutcome(JobStatus.DONE, b'{"Ohio": 1.5}')),
         (failed_id, JobOutcome(JobStatus.ERROR, reason="ValueError: no")),
@@ -1389,7 +1389,7 @@ def test_a_subscriber_whose_push_raises_runtime_error_is_dropped(store, register
     store.tell(m.JobDone(first, b"[1]"))
     assert kept.take(1) == [(first, JobOutcome(JobStatus.DONE, b"[1]"))]
     assert closed.calls == 1
-    store.tell(m.JobFailed(second, "boom"))
+    store.tell(m.JobErrored(second, "boom"))
     assert kept.take(1) == [(second, JobOutcome(JobStatus.ERROR, reason="boom"))]
     assert closed.calls == 1  # dropped after its first failure
     assert store.is_alive()

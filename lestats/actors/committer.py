@@ -18,13 +18,14 @@ from typing import Any
 
 import pykka
 
-from lestats.actors import messages as m
+from lestats import messages as m
+from lestats.actors.refs import RequestActor
 from lestats.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 
-class JournalCommitter(pykka.ThreadingActor):
+class JournalCommitter(RequestActor):
     """Runs commit barriers, then sends the held jobs and answers their clients.
 
     If a sync fails, the jobs of that batch never run: their clients are refused and the jobs
@@ -63,7 +64,7 @@ class JournalCommitter(pykka.ThreadingActor):
                 m.refuse(job.reply, error)
                 self._refused.add(job.job_id)
                 with contextlib.suppress(pykka.ActorDeadError):
-                    self._store.tell(m.JobFailed(job.job_id, f"refused: {error}"))
+                    self._store.tell(m.JobErrored(job.job_id, f"refused: {error}"))
         else:
             release(message.jobs)
 

@@ -11,35 +11,39 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, overload
 
 import pykka
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.claims import JobClaims
 from lestats.actors.dispatcher import Dispatcher
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.actors.result_store import ResultStore
 from lestats.actors.worker import MEMO_BYTES, Worker
-from lestats.data.query import Query, make_query
-from lestats.data.statistics import compute
-from lestats.errors import JobFailed, Overloaded, ShuttingDown
+from lestats.data.query import Query
+from lestats.data.statistics import default_registry
+from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown
 from lestats.stores.base import NO_RETENTION_LIMIT, Retention
 from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
     from concurrent.futures import Future
     from types import TracebackType
 
     from lestats.data.dataset import Dataset
+    from lestats.data.query import ParamValue
+    from lestats.data.registry import Registry
+    from lestats.data.statistics import CourseStatistic
     from lestats.stores.base import JobStore
 
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
+DEFAULT_MAX_WAITERS = 4_096
 LIST_PAGE = 10_000
 """Jobs listed per message to the ResultStore: other messages get through between pages."""
 
@@ -64,7 +68,8 @@ class Engine:
 
     Back-pressure: at most `max_pending` accepted jobs are unfinished (then `Overloaded`), and at
     most `max_requests` requests wait on the actors at once (then `Overloaded`), so no mailbox
-    grows without bound.
+    grows without bound. Long-polls (`wait`, `wait_async`) have their own bound, `max_waiters`:
+    however many wait, other requests keep their places.
     """
 
     def __init__(
@@ -77,16 +82,21 @@ class Engine:
         retention: Retention = NO_RETENTION_LIMIT,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_requests: int = DEFAULT_MAX_REQUESTS,
+        max_waiters: int = DEFAULT_MAX_WAITERS,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
-        runner: Callable[[Dataset, Query], object] = compute,
+        registry: Registry | None = None,
+        runner: Callable[[Dataset, Query], object] | None = None,
     ) -> None:
         """Configure; nothing runs until `start`.
 
         `cache_bytes` bounds the results the file store keeps in memory (the rest is read from
-        disk; the event loop's copy of finished jobs takes a quarter of that again); `runner`
-        computes a job (tests inject slow or failing ones).
+        disk; the event loop's copy of finished jobs takes a quarter of that again).
+        `registry` is the table of statistics jobs may ask for (default: the nine course
+        statistics); it is frozen at `start`. `runner` replaces the registry's functions when
+        computing a job (tests inject slow or failing ones); its answers are never memoized.
         """
         self.dataset = dataset
+        self.registry = registry if registry is not None else default_registry()
         self.workers = workers if workers is not None else default_workers()
         self.results_dir = Path(results_dir)
         self.job_store: JobStore = (
@@ -96,7 +106,14 @@ class Engine:
         self.max_pending = max_pending
         self._cache_bytes = cache_bytes
         self._runner = runner
-        self._requests = _RequestSlots(max_requests)
+        self._requests = _RequestSlots(
+            max_requests, "too many requests waiting on the engine; retry later"
+        )
+        self._waiters = _RequestSlots(
+            max_waiters,
+            f"too many long-polls waiting at once (the waiter bound, {max_waiters}); "
+            "retry later, or poll without 'wait'",
+        )
         self._loop_side: _LoopSide | None = None
         self._store: pykka.ActorRef[Any] | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
@@ -114,14 +131,22 @@ class Engine:
             raise RuntimeError("an Engine starts once; make a new one (same results_dir is fine)")
         claims = JobClaims()
         store = ResultStore.start(self.job_store, self.max_pending, self.retention, claims)
-        dataset, runner, abandon = self.dataset, self._runner, self._abandon
-
-        # Only the built-in runner is known to be pure; an injected one runs for every job.
-        memo_bytes = MEMO_BYTES if runner is compute else 0
+        self.registry.freeze()
+        dataset, registry, abandon = self.dataset, self.registry, self._abandon
+        runner = self._runner or registry.run
+        # The registry says which statistics are pure; an injected runner runs for every job.
+        memo_bytes = MEMO_BYTES if self._runner is None else 0
 
         def spawn_worker(dispatcher: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
             return Worker.start(
-                dataset, runner, store, dispatcher, abandon, memo_bytes=memo_bytes, claims=claims
+                dataset,
+                runner,
+                store,
+                dispatcher,
+                abandon,
+                memo_bytes=memo_bytes,
+                claims=claims,
+                pure=registry.is_pure,
             )
 
         try:
@@ -157,6 +182,11 @@ class Engine:
     def accepting(self) -> bool:
         """Whether new jobs are taken: started and not shutting down."""
         return self._store is not None and self._drained is None
+
+    @property
+    def waiting(self) -> int:
+        """How many long-polls (`wait`, `wait_async`) are waiting now."""
+        return self._waiters.taken
 
     @property
     def drained(self) -> bool:
@@ -211,33 +241,82 @@ class Engine:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    def query(self, endpoint: str, question: object, state: object = None) -> Query:
-        """Validate a request against this engine's dataset.
+    def query(
+        self, kind: str, arguments: Mapping[str, object] | None = None, /, **params: object
+    ) -> Query:
+        """Validate a request against this engine's registry and dataset: the Query it asks for.
+
+        The arguments come as a mapping (a JSON body), as keywords, or both; None counts as
+        absent. A course statistic ignores arguments it does not take (spec §4).
 
         Raises:
-            InvalidQuery: unknown endpoint, question or state, or wrong types.
+            InvalidQuery: unknown statistic, question, state or parameter, or a wrong type.
         """
-        return make_query(endpoint, question, state, states=self.dataset.state_set)
+        given = {**(arguments or {}), **params}
+        return self.registry.validate(
+            kind, {k: v for k, v in given.items() if v is not None}, self.dataset
+        )
 
-    def submit(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    def submit(self, kind: CourseStatistic, question: str, state: str | None = None) -> str: ...
+    @overload
+    def submit(self, kind: Query) -> str: ...
+    @overload
+    def submit(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    def submit(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """Accept a job and return its id (`job_id_N`) once it is journaled.
+
+        `kind` is a statistic's name with its arguments (a course statistic takes `question`
+        and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
+        or a `Query` made by `query`.
 
         Raises:
             InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
         """
-        return format_job_id(
-            self._call(self._dispatcher, self._submission(endpoint, question, state))
-        )
+        message = self._submission(kind, question, state, params)
+        return format_job_id(self._call(self._dispatcher, message))
 
-    async def submit_async(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    async def submit_async(
+        self, kind: CourseStatistic, question: str, state: str | None = None
+    ) -> str: ...
+    @overload
+    async def submit_async(self, kind: Query) -> str: ...
+    @overload
+    async def submit_async(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    async def submit_async(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """`submit` without blocking the event loop."""
-        message = self._submission(endpoint, question, state)
+        message = self._submission(kind, question, state, params)
         return format_job_id(await self._call_async(self._dispatcher, message))
 
-    def _submission(self, endpoint: str, question: object, state: object) -> m.SubmitJob:
+    def _submission(
+        self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
+    ) -> m.SubmitJob:
         if not self.accepting:
             raise ShuttingDown
-        return m.SubmitJob(self.query(endpoint, question, state))
+        if not isinstance(kind, Query):
+            return m.SubmitJob(self.query(kind, params, question=question, state=state))
+        if kind.kind not in self.registry:
+            raise InvalidQuery(f"unknown endpoint {kind.kind!r}", self.registry.names)
+        return m.SubmitJob(kind)
 
     def outcome(self, job_id: str | int) -> JobOutcome:
         """The job's status now, with its JSON result or error reason.
@@ -266,7 +345,7 @@ class Engine:
     def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """The outcome once the job is no longer running, or RUNNING after `timeout` seconds."""
         message = m.WatchJob(parse_job_id(job_id))
-        with self._requests:
+        with self._waiters:
             self._tell(self._store, message)
             try:
                 return message.reply.result(timeout)
@@ -282,7 +361,7 @@ class Engine:
         if finished is not None:
             return finished
         message = m.WatchJob(number)
-        with self._requests:
+        with self._waiters:
             self._tell(self._store, message)
             try:
                 return await asyncio.wait_for(side.inbox.awaitable(message.reply), timeout)
@@ -490,21 +569,27 @@ class _TakeOverTicker:
 class _RequestSlots:
     """The bounded places for requests waiting on the actors (`with slots:` takes one).
 
-    Refuses with `Overloaded` when none is left.
+    Refuses with `Overloaded(refusal)` when none is left.
 
     A counter under a plain lock: `threading.BoundedSemaphore` does the same through a
     `Condition`, several times slower, on every request.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, refusal: str) -> None:
         self._limit = limit
+        self._refusal = refusal
         self._taken = 0
         self._lock = threading.Lock()
+
+    @property
+    def taken(self) -> int:
+        """How many places are taken now."""
+        return self._taken
 
     def __enter__(self) -> None:
         with self._lock:
             if self._taken >= self._limit:
-                raise Overloaded("too many requests waiting on the engine; retry later")
+                raise Overloaded(self._refusal)
             self._taken += 1
 
     def __exit__(self, *exc_info: object) -> None:

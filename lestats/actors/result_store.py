@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
 
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.claims import JobClaims
 from lestats.actors.committer import JournalCommitter, release, send
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
+from lestats.actors.refs import RequestActor
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 from lestats.stores.base import NO_RETENTION_LIMIT
 
@@ -43,7 +44,7 @@ RETRY_MAX = 2.0
 CANCELLED = "cancelled"
 """The reason of a job cancelled before it ran."""
 
-class ResultStore(pykka.ThreadingActor):
+class ResultStore(RequestActor):
     """Numbers and records accepted jobs, hands them out once durable, answers about them.
 
     A job's id is answered only once the store's commit barrier has run (group commit, through
@@ -84,7 +85,7 @@ class ResultStore(pykka.ThreadingActor):
         self._subscribers: list[Callable[[tuple[tuple[int, JobOutcome], ...]], None]] = []
         self._finished: list[tuple[int, JobOutcome]] = []
         self._finished_since_expiry = 0
-        self._unrecorded: dict[int, m.JobDone | m.JobFailed] = {}
+        self._unrecorded: dict[int, m.JobDone | m.JobErrored] = {}
         """Finished jobs the store could not record yet (transient trouble), in finish order."""
         self._trouble = ""
         """What the store said at the last transient refusal."""
@@ -176,7 +177,7 @@ class ResultStore(pykka.ThreadingActor):
             self._held_since = time.monotonic()
         self._held.append(m.HeldJob(message.reply, job_id, message.worker, message.query))
 
-    def _done(self, message: m.JobDone | m.JobFailed) -> None:
+    def _done(self, message: m.JobDone | m.JobErrored) -> None:
         if message.job_id not in self._running:
             log.warning("report of job %d, which is not running; ignored", message.job_id)
             return
@@ -190,7 +191,7 @@ class ResultStore(pykka.ThreadingActor):
             )
             self._schedule_retry()
 
-    def _record(self, message: m.JobDone | m.JobFailed) -> bool:
+    def _record(self, message: m.JobDone | m.JobErrored) -> bool:
         """Record a finished job in the store; False on transient trouble (retry later)."""
         job_id = message.job_id
         try:
@@ -206,7 +207,7 @@ class ResultStore(pykka.ThreadingActor):
                 return False
             if isinstance(message, m.JobDone):
                 log.error("cannot save the result of job %d: %s", job_id, exc.problem)  # noqa: TRY400
-                return self._record(m.JobFailed(job_id, exc.problem))
+                return self._record(m.JobErrored(job_id, exc.problem))
             log.exception("cannot record the failure of job %d; it runs at the next start", job_id)
             recorded, outcome = False, RUNNING
         del self._running[job_id]
@@ -482,12 +483,12 @@ class ResultStore(pykka.ThreadingActor):
         for job in held:
             m.refuse(job.reply, error)
             if job.job_id in self._running:
-                self._done(m.JobFailed(job.job_id, f"refused: {error}"))
+                self._done(m.JobErrored(job.job_id, f"refused: {error}"))
 
     _handlers: ClassVar[dict[type, Any]] = {
         m.RegisterJob: _register,
         m.JobDone: _done,
-        m.JobFailed: _done,
+        m.JobErrored: _done,
         m.GetOutcome: _get_outcome,
         m.WatchJob: _watch,
         m.Unwatch: _unwatch,

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
+from lestats.actors.refs import RequestActor
 from lestats.actors.sized_cache import SizedCache
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class WorkerCrashedError(Exception):
     """
 
 
-class Worker(pykka.ThreadingActor):
+class Worker(RequestActor):
     """Runs jobs in arrival order and reports each to the ResultStore as done or failed.
 
     An exception in a job fails that job and the Worker carries on. Only a fatal fault kills the
@@ -44,9 +45,10 @@ class Worker(pykka.ThreadingActor):
     drain), queued jobs are skipped unreported: they stay in the journal and run at the next start.
     With `claims`, a job cancelled while queued is skipped too.
 
-    With `memo_bytes`, the runner is taken to be pure (the dataset never changes, so a query's
-    answer never does): the encoded results of recent queries are kept, up to that many bytes,
-    and a repeated query costs a lookup instead of a computation and a JSON encoding.
+    With `memo_bytes`, the encoded results of recent queries that `pure` accepts (by default,
+    every query: the dataset never changes, so a pure statistic's answer never does) are kept,
+    up to that many bytes, and a repeated query costs a lookup instead of a computation and a
+    JSON encoding.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Worker(pykka.ThreadingActor):
         *,
         memo_bytes: int = 0,
         claims: JobClaims | None = None,
+        pure: Callable[[Query], bool] | None = None,
     ) -> None:
         super().__init__()
         self._claims = claims
@@ -69,6 +72,7 @@ class Worker(pykka.ThreadingActor):
         self._dispatcher = dispatcher
         self._current: int | None = None
         self._memo: SizedCache[Query, bytes] = SizedCache(memo_bytes)
+        self._pure = pure
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
         """Run a job, or stop after the jobs queued before the poison."""
@@ -90,10 +94,10 @@ class Worker(pykka.ThreadingActor):
             result = self._result(job.query)
         except Exception as exc:
             log.exception("job %d failed", job.job_id)
-            self._store.tell(m.JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
+            self._store.tell(m.JobErrored(job.job_id, f"{type(exc).__name__}: {exc}"))
         except BaseException as exc:
             reason = f"the worker running it crashed: {type(exc).__name__}: {exc}"
-            self._store.tell(m.JobFailed(job.job_id, reason))
+            self._store.tell(m.JobErrored(job.job_id, reason))
             raise WorkerCrashedError(reason) from exc
         else:
             self._store.tell(m.JobDone(job.job_id, result))
@@ -101,6 +105,8 @@ class Worker(pykka.ThreadingActor):
 
     def _result(self, query: Query) -> bytes:
         """The query's encoded answer, from the memo when it is there."""
+        if self._pure is not None and not self._pure(query):
+            return jsonio.dumps(self._runner(self._dataset, query))
         result = self._memo.get(query)
         if result is None:
             result = jsonio.dumps(self._runner(self._dataset, query))
