@@ -189,6 +189,16 @@ class RetrySaves(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class TakeOver(Message):
+    """Engine's ticker -> ResultStore: take over the jobs of processes that stopped; their ids.
+
+    A shared store hands them out (`JobStore.take_over`); they then run here like any other.
+    """
+
+    reply: Future[tuple[int, ...]] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class FinishedElsewhere(Message):
     """Store (from its own thread) -> ResultStore: another process finished these jobs."""
 

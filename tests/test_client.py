@@ -25,7 +25,7 @@ from lestats.actors.engine import Engine
 from lestats.actors.jobs import RUNNING, JobStatus
 from lestats.client import Client, ConnectionFailed, RemoteError
 from lestats.client.protocol import Answer, RetryPolicy, error_for
-from lestats.data.statistics import COURSE_STATISTICS
+from lestats.data.statistics import default_registry
 from lestats.errors import (
     InvalidQuery,
     JobFailed,
@@ -205,7 +205,7 @@ def test_errors_are_the_engines_exceptions(live):
         assert len(unknown_question.value.allowed) == 9
         with pytest.raises(InvalidQuery) as unknown_endpoint:
             client.submit("best6", OBESITY)
-        assert unknown_endpoint.value.allowed == COURSE_STATISTICS
+        assert unknown_endpoint.value.allowed == default_registry().names
         with pytest.raises(UnknownJob) as unknown_job:
             client.outcome("job_id_7")
         assert unknown_job.value.job_id == 7  # as the engine's ResultStore says it

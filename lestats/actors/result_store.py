@@ -113,6 +113,11 @@ class ResultStore(RequestActor):
         else:
             try:
                 handler(self, message)
+            except StorageError as exc:  # a read the store cannot serve now (its server away)
+                log.warning("ResultStore cannot answer %s: %s", type(message).__name__, exc)
+                reply = getattr(message, "reply", None)
+                if reply is not None:
+                    m.refuse(reply, exc)
             except Exception:
                 log.exception("ResultStore failed to handle %r", message)
                 reply = getattr(message, "reply", None)
@@ -319,10 +324,29 @@ class ResultStore(RequestActor):
             log.debug("jobs finished elsewhere after the store stopped")
 
     def _settle_elsewhere(self, message: m.FinishedElsewhere) -> None:
+        """Answer the local waiters of jobs finished elsewhere; other ids cost nothing."""
         for job_id in message.job_ids:
-            if self._running.pop(job_id, None) is not None:
+            ours = self._running.pop(job_id, None) is not None
+            if ours:
                 self._claims.finished(job_id)
-            self._notify(job_id, self._store.outcome(job_id))
+            if ours or job_id in self._watchers:
+                try:
+                    outcome = self._store.outcome(job_id)
+                except (StorageError, UnknownJob) as exc:
+                    log.warning("cannot read job %d, finished elsewhere: %s", job_id, exc)
+                    continue
+                self._notify(job_id, outcome)
+
+    def _take_over(self, message: m.TakeOver) -> None:
+        """Jobs of stopped processes become this one's to run (the Engine requeues the ids)."""
+        try:
+            taken = self._store.take_over()
+        except StorageError as exc:
+            log.warning("cannot look for jobs of stopped processes now: %s", exc.problem)
+            taken = ()
+        for job_id, query in taken:
+            self._running[job_id] = (query, "")
+        m.answer(message.reply, tuple(job_id for job_id, _ in taken))
 
     def _subscribe(self, message: m.Subscribe) -> None:
         self._subscribers.append(message.push)
@@ -499,6 +523,7 @@ class ResultStore(RequestActor):
         m.ForgetJob: _forget,
         m.RetrySaves: _retry,
         m.FinishedElsewhere: _settle_elsewhere,
+        m.TakeOver: _take_over,
         m.Subscribe: _subscribe,
         m.Unsubscribe: _unsubscribe,
         m.Reassign: _reassign,
