@@ -207,9 +207,7 @@ async def test_at_shutdown_every_long_poll_is_answered_running_even_past_the_req
 
     closing = asyncio.ensure_future(server.runner.cleanup())
     answers = await asyncio.gather(*(read_answer(reader) for reader, _ in waiters))
-    assert [(status, body) for status, _, body in answers] == [
-        (200, {"status": "running"})
-    ] * count
+    assert [(status, body) for status, _, body in answers] == [(200, {"status": "running"})] * count
     assert not closing.done()  # the accepted job still drains before the server stops
     gate.release()
     await asyncio.wait_for(closing, DEADLINE)

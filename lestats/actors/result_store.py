@@ -19,7 +19,7 @@ import pykka
 from lestats import messages as m
 from lestats.actors.claims import JobClaims
 from lestats.actors.committer import JournalCommitter, release, send
-from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
+from lestats.actors.jobs import EXPIRED, RUNNING, JobOutcome, JobStatus
 from lestats.actors.refs import RequestActor
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 from lestats.stores.base import NO_RETENTION_LIMIT
@@ -43,6 +43,7 @@ RETRY_MAX = 2.0
 """...doubling up to this."""
 CANCELLED = "cancelled"
 """The reason of a job cancelled before it ran."""
+
 
 class ResultStore(RequestActor):
     """Numbers and records accepted jobs, hands them out once durable, answers about them.
@@ -106,6 +107,11 @@ class ResultStore(RequestActor):
         else:
             try:
                 handler(self, message)
+            except StorageError as exc:  # a read the store cannot serve now (its server away)
+                log.warning("ResultStore cannot answer %s: %s", type(message).__name__, exc)
+                reply = getattr(message, "reply", None)
+                if reply is not None:
+                    m.refuse(reply, exc)
             except Exception:
                 log.exception("ResultStore failed to handle %r", message)
                 reply = getattr(message, "reply", None)
@@ -277,14 +283,20 @@ class ResultStore(RequestActor):
         except StorageError as exc:
             m.refuse(message.reply, exc)
             return
+        if forgotten and self._subscribers:
+            self._finished.append((message.job_id, EXPIRED))
         m.answer(message.reply, forgotten)
 
     def _expire(self) -> None:
         self._finished_since_expiry = 0
         try:
-            self._store.expire(self._retention)
+            expired = self._store.expire(self._retention)
         except StorageError as exc:
             log.warning("cannot forget old jobs now: %s", exc.problem)
+            return
+        if expired and self._subscribers:
+            self._finished.extend((job_id, EXPIRED) for job_id in expired)
+            self._publish_finished()
 
     def _finished_elsewhere(self, job_ids: Sequence[int]) -> None:
         """The store's `notify`: runs in any thread, so it only tells this actor."""
@@ -294,10 +306,29 @@ class ResultStore(RequestActor):
             log.debug("jobs finished elsewhere after the store stopped")
 
     def _settle_elsewhere(self, message: m.FinishedElsewhere) -> None:
+        """Answer the local waiters of jobs finished elsewhere; other ids cost nothing."""
         for job_id in message.job_ids:
-            if self._running.pop(job_id, None) is not None:
+            ours = self._running.pop(job_id, None) is not None
+            if ours:
                 self._claims.finished(job_id)
-            self._notify(job_id, self._store.outcome(job_id))
+            if ours or job_id in self._watchers:
+                try:
+                    outcome = self._store.outcome(job_id)
+                except (StorageError, UnknownJob) as exc:
+                    log.warning("cannot read job %d, finished elsewhere: %s", job_id, exc)
+                    continue
+                self._notify(job_id, outcome)
+
+    def _take_over(self, message: m.TakeOver) -> None:
+        """Jobs of stopped processes become this one's to run (the Engine requeues the ids)."""
+        try:
+            taken = self._store.take_over()
+        except StorageError as exc:
+            log.warning("cannot look for jobs of stopped processes now: %s", exc.problem)
+            taken = ()
+        for job_id, query in taken:
+            self._running[job_id] = (query, "")
+        m.answer(message.reply, tuple(job_id for job_id, _ in taken))
 
     def _subscribe(self, message: m.Subscribe) -> None:
         self._subscribers.append(message.push)
@@ -474,6 +505,7 @@ class ResultStore(RequestActor):
         m.ForgetJob: _forget,
         m.RetrySaves: _retry,
         m.FinishedElsewhere: _settle_elsewhere,
+        m.TakeOver: _take_over,
         m.Subscribe: _subscribe,
         m.Unsubscribe: _unsubscribe,
         m.Reassign: _reassign,

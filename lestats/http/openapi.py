@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lestats.http.queries import openapi_paths
+
 if TYPE_CHECKING:
     from lestats.data.dataset import Dataset
     from lestats.data.registry import Parameter, Registry, Statistic
@@ -143,7 +145,7 @@ _SCHEMAS: dict[str, Any] = {
                 "properties": {"status": {"const": "running"}},
                 "additionalProperties": False,
             },
-            _done({"type": "object"}),
+            _done({"type": ["object", "array"]}),  # the v2 discovery kinds answer lists
             {
                 "type": "object",
                 "required": ["status", "reason"],
@@ -167,6 +169,7 @@ def openapi_document(registry: Registry, dataset: Dataset) -> dict[str, Any]:
         f"/api/{statistic.name}": {"post": _submit_operation(statistic, registry, dataset)}
         for statistic in registry.course_statistics()
     }
+    paths.update(openapi_paths(registry, dataset))
     results = _get("get_results", "A job's status, with its data or error", _ref("JobResult"))
     results["get"]["parameters"] = [
         {
