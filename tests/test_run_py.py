@@ -28,6 +28,8 @@ OPTIONS = (
     "--results-dir",
     "--log-file",
     "--max-pending",
+    "--keep-last",
+    "--keep-for",
     "--statistic",
 )
 
