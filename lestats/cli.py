@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import math
 import os
 import signal
 import sys
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from lestats.data.dataset import Dataset
     from lestats.data.query import Query
     from lestats.data.registry import Registry
+    from lestats.stores.base import JobStore
 
 log = logging.getLogger("lestats")
 
@@ -144,16 +144,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds for a request's body to arrive after its headers (then 408)",
     )
     return parser.parse_args(argv)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def retention(args: argparse.Namespace) -> Retention:
@@ -320,11 +310,13 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     runner: Callable[[Dataset, Query], object] | None = None,
+    make_store: Callable[[str], JobStore] | None = None,
 ) -> int:
     """Run the server; 0 after a clean drain, 2 when the data or a statistic cannot be loaded.
 
     `runner`, if given, computes each job instead of the registry's statistics (tests give a
-    gated one to hold jobs in a real process).
+    gated one to hold jobs in a real process); `make_store`, if given, makes the job store from
+    `--results-dir` instead of a `FileStore` (benchmarks wrap one).
     """
     args = parse_args(argv)
     log_writer = start_file_logging(args.log_file)
@@ -351,6 +343,7 @@ def main(
             dataset,
             workers=args.workers,
             results_dir=args.results_dir,
+            store=None if make_store is None else make_store(args.results_dir),
             max_pending=args.max_pending,
             retention=retention(args),
             registry=registry,
