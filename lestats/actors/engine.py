@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
 DEFAULT_MAX_WAITERS = 4_096
-LIST_PAGE = 10_000
-"""Jobs listed per message to the ResultStore: other messages get through between pages."""
+LIST_PAGE = 2_000
+"""Jobs listed per message to the ResultStore: other messages get through between pages, and
+the event loop encodes one page (about a millisecond) between two of its other tasks."""
 
 
 def default_workers() -> int:
@@ -558,18 +559,22 @@ class Engine:
         self, after: int = 0, limit: int | None = None
     ) -> list[tuple[str, JobStatus]]:
         """`jobs` without blocking the event loop."""
-        return [job async for page in self.job_pages(after, limit) for job in page]
+        return [
+            (format_job_id(i), s) async for page in self.job_pages(after, limit) for i, s in page
+        ]
 
     async def job_pages(
         self, after: int = 0, limit: int | None = None
-    ) -> AsyncIterator[list[tuple[str, JobStatus]]]:
-        """`jobs_async`, a page at a time (for streaming a long list)."""
+    ) -> AsyncIterator[tuple[tuple[int, JobStatus], ...]]:
+        """`jobs_async` a page at a time, with ids as numbers (for streaming a long list)."""
         given = 0
         while limit is None or given < limit:
             size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
-            page = await self._call_async(self._store, m.ListJobs(after, size))
+            page: tuple[tuple[int, JobStatus], ...] = await self._call_async(
+                self._store, m.ListJobs(after, size)
+            )
             if page:
-                yield [(format_job_id(i), s) for i, s in page]
+                yield page
                 given += len(page)
             if len(page) < size:
                 return
@@ -601,7 +606,10 @@ class Engine:
 
     async def forget_async(self, job_id: str | int) -> bool:
         """`forget` without blocking the event loop."""
-        forgotten: bool = await self._call_async(self._store, m.ForgetJob(parse_job_id(job_id)))
+        number = parse_job_id(job_id)
+        forgotten: bool = await self._call_async(self._store, m.ForgetJob(number))
+        if forgotten:  # before the store's push of it reaches the loop, this caller looks again
+            self._side().finished.forgotten(number)
         return forgotten
 
     def num_jobs(self) -> int:
