@@ -191,13 +191,6 @@ def statistics(targets: Sequence[str]) -> Registry:
     return registry
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
-
-
 def load(path: str | None) -> Dataset:
     """The dataset at `path`, or the demo dataset generated in memory."""
     if path is None:
