@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import pytest
 
@@ -21,6 +21,9 @@ from lestats.actors import lifetime
 from lestats.errors import InvalidQuery, PartlyAccepted
 from lestats.stores.memory import MemoryStore
 from lestats.testing import MUSCLE, OBESITY, GatedRunner, eventually, tiny_dataset
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_DEADLINE = 60.0
 """Seconds a subprocess gets to end before the test calls it hung (it needs about one)."""
@@ -224,7 +227,26 @@ async def test_the_loop_watch_sees_a_blocking_call(caplog):
     assert watch.blocked(), "a blocked loop went unnoticed: the watch below proves nothing"
 
 
+ATTEMPTS = 3
+"""A call that blocks the loop blocks it every time; a stretch lost to a loaded machine (other
+processes, another thread holding the GIL) does not repeat: the check fails only if every
+attempt saw the loop blocked."""
+
+
 async def test_start_submit_wait_and_shutdown_never_block_the_loop(tmp_path, caplog):
+    seen: list[list[str]] = []
+    for attempt in range(ATTEMPTS):
+        caplog.clear()
+        async with LoopWatch(caplog) as watch:
+            await start_submit_wait_and_shut_down(tmp_path / f"attempt-{attempt}")
+        if not watch.blocked():
+            return
+        seen.append([*watch.blocked(), f"max scheduling lag {watch.max_lag:.3f} s"])
+    pytest.fail(f"the loop was blocked in every attempt: {seen}")
+
+
+async def start_submit_wait_and_shut_down(results: Path) -> None:
+    """The facade's async paths, each checked, with jobs in flight at the end."""
     started_in: list[threading.Thread] = []
 
     class Observed(Engine):
@@ -233,25 +255,19 @@ async def test_start_submit_wait_and_shutdown_never_block_the_loop(tmp_path, cap
             return super().start()
 
     runner = GatedRunner(gated=False, delay=0.02)
-    async with (
-        LoopWatch(caplog) as watch,
-        Observed(
-            tiny_dataset(), workers=2, results_dir=tmp_path / "results", runner=runner
-        ) as engine,
-    ):
+    async with Observed(tiny_dataset(), workers=2, results_dir=results, runner=runner) as engine:
         job_ids = [await engine.submit_async("best5", MUSCLE) for _ in range(20)]
         outcomes = await asyncio.gather(*(engine.wait_async(j, timeout=10) for j in job_ids))
         many = await engine.submit_many_async([engine.query("global_mean", question=OBESITY)] * 10)
         assert await engine.result_async(many[-1], timeout=10) == {"global_mean": 29.5}
-        busy = [await engine.submit_async("global_mean", OBESITY) for _ in range(5)]
-        # Left with jobs in flight: a blocking drain would have stalled the loop here.
+        for _ in range(5):
+            await engine.submit_async("global_mean", OBESITY)
+    # Left with jobs in flight: a blocking drain would have stalled the loop there.
     assert not engine.started
     assert started_in
     assert started_in[0] is not threading.main_thread()
     assert {outcome.status for outcome in outcomes} == {JobStatus.DONE}
     assert runner.calls == 35
-    assert busy
-    assert watch.blocked() == [], f"loop blocked (max scheduling lag {watch.max_lag:.3f} s)"
 
 
 async def test_an_exception_inside_async_with_stops_without_draining(tmp_path):

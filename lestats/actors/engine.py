@@ -19,10 +19,11 @@ import pykka
 
 from lestats import jsonio
 from lestats import messages as m
-from lestats.actors import lifetime
+from lestats.actors import handles, lifetime
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.claims import JobClaims
 from lestats.actors.dispatcher import Dispatcher
+from lestats.actors.handles import Job
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.actors.result_store import ResultStore
 from lestats.actors.slots import RequestSlots
@@ -41,7 +42,7 @@ from lestats.stores.base import NO_RETENTION_LIMIT, Retention
 from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future
     from types import TracebackType
 
@@ -611,6 +612,56 @@ class Engine:
         if forgotten:  # before the store's push of it reaches the loop, this caller looks again
             self._side().finished.forgotten(number)
         return forgotten
+
+    # --- handles and streams of finished jobs ---------------------------------------------------
+
+    @overload
+    def job(self, job_id: JobId[R]) -> Job[R]: ...
+    @overload
+    def job(self, job_id: str | int) -> Job[object]: ...
+    def job(self, job_id: str | int) -> Job[Any]:
+        """A handle on an accepted job: `job.result()`, `await job`, `job.cancel()`, ...
+
+        Raises:
+            UnknownJob: not a job id (whether it was issued is checked when the handle is used).
+        """
+        return Job(self, JobId(format_job_id(parse_job_id(job_id))))
+
+    def as_completed(
+        self, job_ids: Iterable[str | int], timeout: float | None = None
+    ) -> Iterator[tuple[JobId[object], JobOutcome]]:
+        """`(job_id, outcome)` of each of `job_ids`, once each, as they finish.
+
+        Those finished already come first (in id order), then each as the store reports it.
+
+        Raises:
+            TimeoutError: some were still running `timeout` seconds after the call.
+            UnknownJob: one of them was never issued.
+        """
+        return handles.as_completed(self, self._require(self._store), job_ids, timeout)
+
+    def as_completed_async(
+        self, job_ids: Iterable[str | int], timeout: float | None = None
+    ) -> AsyncIterator[tuple[JobId[object], JobOutcome]]:
+        """`as_completed` as an async iterator (`async for job_id, outcome in ...`)."""
+        return handles.as_completed_async(self, self._require(self._store), job_ids, timeout)
+
+    def finished(self) -> AsyncIterator[tuple[JobId[object], JobOutcome]]:
+        """Every job that finishes from now on, as an async iterator, until you stop iterating.
+
+        Raises:
+            Overloaded: the consumer fell too far behind (`handles.FINISHED_BACKLOG` jobs).
+        """
+        return handles.finished_stream(self._require(self._store))
+
+    def on_finished(
+        self, callback: Callable[[JobId[object], JobOutcome], None]
+    ) -> handles.Subscription:
+        """Call `callback(job_id, outcome)` for each job that finishes, until `.close()`.
+
+        It runs in the ResultStore's thread: it must be quick and must not block.
+        """
+        return handles.Subscription(self._require(self._store), callback)
 
     def num_jobs(self) -> int:
         """How many accepted jobs are unfinished (queued or running)."""
