@@ -98,6 +98,10 @@ _TEXT_COLUMNS = tuple(
     dict.fromkeys((*KEY_COLUMNS, *(name for names in ENTITY_COLUMNS.values() for name in names)))
 )
 """The text columns read (dictionary-encoded): the group key's and the estimate table's."""
+_ESTIMATE_COLUMNS = (
+    *(name for names in ENTITY_COLUMNS.values() for name in names),
+    *NUMBER_COLUMNS,
+)
 _MAX_COMPOSITE = 1 << 62
 _NUMBER = "number"
 _TEXT = "text"
@@ -158,7 +162,9 @@ def _load(path: Path, source: str) -> Dataset:
         problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
         raise DatasetError(source, f"{problem} the header's {width} columns")
     with _collector_paused():
-        estimates = _estimate_table(table, names)
+        # Only the estimate table holds its own columns: it drops each once used (peak memory).
+        own = [_column(names[name]) for name in _ESTIMATE_COLUMNS if name in names]
+        estimates = _estimate_table(table.select(own), names)
         table = table.select(
             [_column(names[name]) for name in (*KEY_COLUMNS, VALUE_COLUMN) if name in names]
         )
@@ -357,7 +363,11 @@ def _estimate_table(table: pa.Table, names: dict[str, int]) -> EstimateTable:
     for entity, columns in ENTITY_COLUMNS.items():
         distinct, encoded = _entity_codes(table, names, columns)
         words[entity], remap = canonical_order(distinct)
-        codes[entity] = pc.take(pa.array(remap, pa.int64()), encoded)
+        codes[entity] = pc.take(pa.array(remap, pa.int32()), encoded)
+        del encoded
+        _release_unused()
+    table = table.select([_column(names[name]) for name in NUMBER_COLUMNS if name in names])
+    _release_unused()
     shape = Shape.of(words)
     footnote_count = len(words["footnote"])
     if (len(words["question"]) + 1) * shape.strata * shape.periods * shape.locations * (
@@ -367,7 +377,11 @@ def _estimate_table(table: pa.Table, names: dict[str, int]) -> EstimateTable:
     packed = _packed(codes, shape)
     # One integer orders rows by cell, then footnote: the numbers only break the ties.
     ordering = pc.add(pc.multiply(packed, footnote_count), codes["footnote"])
-    numbers = [_number_column(table, names, name, rows) for name in NUMBER_COLUMNS]
+    numbers = []
+    for name in NUMBER_COLUMNS:
+        numbers.append(_number_column(table, names, name, rows))
+        _release_unused()  # each column's temporaries, before the next one's
+    del table
     order = pc.sort_indices(
         pa.table({"key": ordering, **{f"n{index}": c for index, c in enumerate(numbers)}}),
         sort_keys=[("key", "ascending"), *((f"n{i}", "ascending") for i in range(len(numbers)))],
@@ -395,7 +409,8 @@ def _estimate_table(table: pa.Table, names: dict[str, int]) -> EstimateTable:
 
 def _packed(codes: dict[str, pa.Array], shape: Shape) -> pa.Array:
     """Each row's cell key, `Shape.pack` in pyarrow (int64: the checks above rule out overflow)."""
-    question_stratum = pc.add(pc.multiply(codes["question"], shape.strata), codes["stratum"])
+    question = codes["question"].cast(pa.int64())
+    question_stratum = pc.add(pc.multiply(question, shape.strata), codes["stratum"])
     with_period = pc.add(pc.multiply(question_stratum, shape.periods), codes["period"])
     return pc.add(pc.multiply(with_period, shape.locations), codes["location"])
 
