@@ -94,9 +94,12 @@ def _submit_operation(statistic: Statistic, registry: Registry, dataset: Dataset
                 "accepted",
                 headers={"Location": {"schema": {"type": "string"}}},
             ),
-            "400": _error("bad body, unknown question or state"),
+            "400": _error("bad body, unknown question or state, or an undecodable body"),
+            "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
             "405": _error("wrong method", headers=_ALLOW),
+            "408": _error("body not received within the body timeout"),
             "413": _error("body too large"),
+            "415": _error("unknown Content-Encoding (the answer lists the allowed ones)"),
             "503": _error("shutting down or overloaded", headers=_RETRY_AFTER),
         },
     }
@@ -109,6 +112,7 @@ def _get(operation_id: str, summary: str, ok: dict[str, Any], **more: Any) -> di
             "summary": summary,
             "responses": {
                 "200": _body(ok, "success"),
+                "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
                 "405": _error("wrong method", headers=_ALLOW),
                 "503": _error("overloaded", headers=_RETRY_AFTER),
             },
