@@ -7,6 +7,7 @@ import pytest
 from reference import ENDPOINTS, STATE_ENDPOINTS
 
 from lestats.data.dataset import Dataset, Record
+from lestats.data.params import KINDS
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.statistics import COURSE_STATISTICS, default_registry
@@ -73,7 +74,7 @@ def test_the_nine_questions_match_the_spec():
 
 def test_the_nine_endpoints():
     assert COURSE_STATISTICS == ENDPOINTS
-    assert REGISTRY.names == ENDPOINTS
+    assert REGISTRY.names == (*ENDPOINTS, *KINDS)  # then the v2 query kinds (issue 14)
     assert {s.name for s in REGISTRY.course_statistics() if s.needs_state} == STATE_ENDPOINTS
 
 
@@ -101,7 +102,7 @@ def test_states_may_be_any_collection(states):
 def test_unknown_endpoint(endpoint):
     error = invalid(endpoint, OBESITY, "Ohio")
     assert repr(endpoint) in error.reason
-    assert error.allowed == ENDPOINTS
+    assert error.allowed == (*ENDPOINTS, *KINDS)
 
 
 @pytest.mark.parametrize(
