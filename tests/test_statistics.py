@@ -305,8 +305,7 @@ def test_national_and_territories_are_states(dataset):
 
 def test_every_endpoint_is_registered():
     assert set(COURSE_STATISTICS) == set(ENDPOINTS)
-    course = {s.name for s in default_registry().course_statistics()}
-    assert course == set(ENDPOINTS)  # the other rows are the v2 query kinds (issue 14)
+    assert {s.name for s in default_registry().course_statistics()} == set(ENDPOINTS)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
