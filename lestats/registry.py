@@ -1,12 +1,13 @@
 """The statistics registry, public: the table of statistics a job may ask for.
 
 Stable API. `default_registry()` gives a fresh table with the nine course statistics and the v2
-query kinds of docs/queries.md (the table the server uses); add rows with `Registry.register`
-(or `add` a `Statistic`), declare questions' better direction with `Registry.set_direction`, and
-give the table to `Engine(dataset, registry=...)`. `QUESTION` and `STATE` are the course's
-parameters, reusable by new statistics.
+query kinds of docs/queries.md; add rows with `Registry.register` (or `add` a `Statistic`),
+declare questions' better direction with `Registry.set_direction`, and give the table to
+`Engine(dataset, registry=...)`. `QUESTION` and `STATE` are the course's parameters, reusable by
+new statistics. `register_queries` adds the v2 kinds to a registry built from `Registry()`.
 """
 
+from lestats.data.kinds import register_queries
 from lestats.data.query import ParamValue, Query
 from lestats.data.registry import (
     ENTRY_POINT_GROUP,
@@ -42,4 +43,5 @@ __all__ = [
     "Statistic",
     "StatisticFunction",
     "default_registry",
+    "register_queries",
 ]

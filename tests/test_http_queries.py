@@ -18,7 +18,6 @@ from test_queries import CDC
 from lestats.data import estimates
 from lestats.data.loader import load_dataset
 from lestats.data.params import parse_query
-from lestats.data.statistics import default_registry
 from lestats.http.queries import CAVEAT
 
 pytest_plugins = ["http_support"]
@@ -35,7 +34,7 @@ def cdc():
 
 @pytest.fixture
 async def client(serve, cdc):
-    client, engine = await serve(cdc, registry=default_registry())
+    client, engine = await serve(cdc)  # the default registry has the v2 kinds
     client.engine = engine
     return client
 
