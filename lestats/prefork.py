@@ -13,7 +13,8 @@ SIGHUP to it is passed on (as SIGTERM) to every child, each of which drains as a
 does; the parent exits 0 once all exited 0. A child stopped on its own (`graceful_shutdown`
 reaching it, or a SIGTERM sent to it) drains and is not replaced. A child that dies otherwise
 (SIGKILL, a crash) is replaced; its unfinished jobs are taken over through the shared store. A
-child that fails before it serves stops the whole start: the cause (Redis away, another dataset) is the same for every child.
+child that fails before it serves stops the whole start: the cause (Redis away, another
+dataset) is the same for every child.
 """
 
 from __future__ import annotations

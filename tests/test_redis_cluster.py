@@ -27,6 +27,7 @@ from lestats import jsonio
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.statistics import compute, default_registry
+from lestats.stores.redis import DEFAULT_NAMESPACE, finished_channel
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,7 +45,7 @@ ENDPOINTS = tuple(NEEDS_STATE)
 CLAIM_IDLE = 1.0
 TAKE_OVER_SLACK = 1.0 + 3.0
 """The engine's look every second, plus room for a busy two-core machine."""
-FINISHED_CHANNEL = "{lestats}:finished"
+FINISHED_CHANNEL = finished_channel(DEFAULT_NAMESPACE, 0)
 
 
 def query_for(n: int, states: tuple[str, ...]) -> Query:

@@ -107,7 +107,8 @@ class RedisStore:
         self._jobs, self._by_id, self._by_time = f"{tag}:jobs", f"{tag}:by_id", f"{tag}:by_time"
         self._alive_prefix = f"{tag}:alive:"
         self._fingerprint_key = f"{tag}:fingerprint"
-        self.channel = f"{tag}:finished"
+        db = int(self._client.get_connection_kwargs().get("db", 0))
+        self.channel = finished_channel(namespace, db)
         self._wake_channel = f"{tag}:wake:{self.node}"
         self._accept = self._client.register_script(lua.ACCEPT)
         self._finish = self._client.register_script(lua.FINISH)
@@ -481,6 +482,14 @@ class _Listener:
             except (redis.exceptions.RedisError, OSError):
                 log.debug("closing the subscription failed", exc_info=True)
             self._pubsub = None
+
+
+def finished_channel(namespace: str, db: int) -> str:
+    """Where the nodes of job space `namespace` in database `db` announce finished jobs.
+
+    The database is in the name because pub/sub channels are not per database.
+    """
+    return "{" + namespace + "}" + f":finished:{db}"
 
 
 def _retention_args(retention: Retention) -> tuple[str | int, str | int]:
