@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
+from lestats.data.kinds import register_queries
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.registry import ENTRY_POINT_GROUP
 from lestats.data.statistics import default_registry
@@ -33,6 +35,7 @@ from lestats.http.connections import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_SEND_TIMEOUT,
     RESERVED_FDS,
     ConnectionLimits,
     GuardedAppRunner,
@@ -41,6 +44,7 @@ from lestats.http.connections import (
 from lestats.http.keys import ENGINE
 from lestats.logs import start_file_logging
 from lestats.prefork import NOT_SHARED, ChildSetup, Supervisor
+from lestats.stores.base import Retention
 from lestats.stores.redis import DEFAULT_CLAIM_IDLE, RedisStore
 
 if TYPE_CHECKING:
@@ -94,6 +98,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="accepted-but-unfinished jobs before POSTs get 503 with Retry-After",
     )
     parser.add_argument(
+        "--keep-last",
+        type=_positive,
+        metavar="N",
+        help="forget finished jobs but the last N (they then answer error 'expired');"
+        " default: keep all",
+    )
+    parser.add_argument(
+        "--keep-for",
+        type=_seconds,
+        metavar="SECONDS",
+        help="forget finished jobs older than this; default: keep all",
+    )
+    parser.add_argument(
         "--statistic",
         action="append",
         default=[],
@@ -129,6 +146,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds from a request's first byte to the end of its headers (then 408)",
     )
     parser.add_argument(
+        "--send-timeout",
+        type=_seconds,
+        default=DEFAULT_SEND_TIMEOUT,
+        help="seconds an answer may wait on a client that does not read it (then dropped)",
+    )
+    parser.add_argument(
         "--body-timeout",
         type=_seconds,
         default=DEFAULT_BODY_TIMEOUT,
@@ -156,7 +179,7 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--claim-idle",
         metavar="SECONDS",
-        type=_positive_seconds,
+        type=_seconds,
         default=DEFAULT_CLAIM_IDLE,
         help="with --store: a process silent this long has its unfinished jobs run elsewhere",
     )
@@ -169,11 +192,19 @@ def _store_url(text: str) -> str:
     return text
 
 
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
+
+
+def retention(args: argparse.Namespace) -> Retention:
+    """The retention that `--keep-last` and `--keep-for` ask for."""
+    return Retention(keep_last=args.keep_last, max_age=args.keep_for)
 
 
 def _positive(text: str) -> int:
@@ -184,24 +215,18 @@ def _positive(text: str) -> int:
 
 
 def statistics(targets: Sequence[str]) -> Registry:
-    """The default registry, with the installed plug-ins and the `--statistic` ones added.
+    """The default registry and the v2 query kinds, plus the installed and `--statistic` plug-ins.
 
     Raises:
         ValueError: a plug-in cannot be loaded or clashes with a registered name.
     """
     registry = default_registry()
+    register_queries(registry)
     registry.load_entry_points()
     for target in targets:
         registry.load_named(target)
         log.info("statistic plug-in %s loaded", target)
     return registry
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def load(path: str | None) -> Dataset:
@@ -403,12 +428,14 @@ def serve_engine(
         log.error("cannot load a statistic: %s", exc)  # noqa: TRY400 - the message says it all
         sys.stderr.write(f"error: cannot load a statistic: {exc}\n")
         return 2
+    store = job_store(args, dataset)
     engine = Engine(
         dataset,
         workers=args.workers,
         results_dir=args.results_dir,
-        store=job_store(args, dataset),
+        store=store,
         max_pending=args.max_pending,
+        retention=retention(args),
         registry=registry,
         max_waiters=args.max_waiters,
         runner=runner,
@@ -416,6 +443,7 @@ def serve_engine(
     limits = ConnectionLimits(
         idle_timeout=args.idle_timeout,
         header_timeout=args.header_timeout,
+        send_timeout=args.send_timeout,
         max_connections=args.max_connections,
     )
     app = create_app(engine, body_timeout=args.body_timeout)
@@ -432,7 +460,7 @@ def serve_engine(
                 announce=announce,
             )
         )
-    except StorageError as exc:
+    except StorageError as exc:  # the store is unusable, in use, away, or serves other data
         log.error("cannot open the job store: %s", exc.problem)  # noqa: TRY400
         sys.stderr.write(f"error: cannot open the job store: {exc.problem}\n")
         return 2
@@ -443,7 +471,12 @@ def job_store(args: argparse.Namespace, dataset: Dataset) -> JobStore | None:
     """The store of `--store`, or None for the engine's default (files in --results-dir)."""
     if args.store is None:
         return None
-    return RedisStore(args.store, claim_idle=args.claim_idle, fingerprint=dataset.fingerprint)
+    return RedisStore(
+        args.store,
+        claim_idle=args.claim_idle,
+        retention=retention(args),
+        fingerprint=dataset.fingerprint,
+    )
 
 
 def serve_processes(args: argparse.Namespace) -> int:

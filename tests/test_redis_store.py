@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 import redis
-from conftest import MUSCLE, OBESITY
 
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.data.query import Query
+from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.errors import StorageError, UnknownJob
 from lestats.stores.base import Retention
 from lestats.stores.redis import RedisStore
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["redis_support"]
 
+OBESITY = BEST_IS_MIN[1]
+MUSCLE = BEST_IS_MAX[3]
 BEST5 = Query("best5", OBESITY)
 WORST5 = Query("worst5", MUSCLE)
 
@@ -286,6 +288,24 @@ def test_retention_bounds_what_redis_keeps(redis_url, make_store):
     client.close()
 
 
+def test_expire_reports_what_completions_forgot_without_a_round_trip(make_store, redis_server):
+    a = make_store(retention=Retention(keep_last=3))
+    for _ in range(5):
+        a.complete(a.accept(BEST5), b"[]")
+    redis_server.stop()  # no round trip: the ids were collected as the jobs finished
+    assert a.expire(Retention(keep_last=3)) == [1, 2]
+    assert a.expire(Retention(keep_last=3)) == []
+
+
+def test_a_stricter_retention_at_open_forgets_what_a_looser_one_kept(make_store):
+    loose = make_store(retention=Retention(keep_last=100))
+    for _ in range(10):
+        loose.complete(loose.accept(BEST5), b"[]")
+    strict = make_store(retention=Retention(keep_last=4))
+    assert strict.expire(Retention(keep_last=4)) == [1, 2, 3, 4, 5, 6]
+    assert [job_id for job_id, _ in strict.statuses()] == [7, 8, 9, 10]
+
+
 def test_unfinished_jobs_are_never_forgotten(make_store):
     a = make_store(retention=Retention(keep_last=1))
     old = a.accept(BEST5)
@@ -310,9 +330,9 @@ def test_forget_and_expire(make_store):
     assert not a.forget(9)  # unfinished
     assert not a.forget(99)  # never issued
     assert a.outcome(1) == JobOutcome(JobStatus.ERROR, reason="expired")
-    assert a.expire(Retention(keep_last=5)) == 4  # ids 2-5; 6-8 kept, 9-10 unfinished
-    assert a.expire(Retention(max_age=0)) == 3
-    assert a.expire(Retention()) == 0
+    assert a.expire(Retention(keep_last=5)) == [2, 3, 4, 5]  # 6-8 kept, 9-10 unfinished
+    assert a.expire(Retention(max_age=0)) == [6, 7, 8]
+    assert a.expire(Retention()) == []
     assert a.statuses() == [(9, JobStatus.RUNNING), (10, JobStatus.RUNNING)]
 
 
