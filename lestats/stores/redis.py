@@ -524,4 +524,6 @@ def _is_json(data: bytes) -> bool:
 def _describe(url: str) -> str:
     """`HOST:PORT/DB` of a Redis URL, without any password it holds."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
