@@ -19,13 +19,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from lestats import metrics
 from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
-from lestats.data.kinds import register_queries
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.registry import ENTRY_POINT_GROUP
 from lestats.data.statistics import default_registry
@@ -42,8 +43,9 @@ from lestats.http.connections import (
     default_max_connections,
 )
 from lestats.http.keys import ENGINE
-from lestats.logs import start_file_logging
+from lestats.logs import LOG_FORMATS, start_file_logging
 from lestats.prefork import NOT_SHARED, ChildSetup, Supervisor
+from lestats.progress import reading
 from lestats.stores.base import Retention
 from lestats.stores.redis import DEFAULT_CLAIM_IDLE, RedisStore
 
@@ -91,6 +93,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--results-dir", default="results", help="where results and the journal live"
     )
     parser.add_argument("--log-file", default="webserver.log", help="rotating server log")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="the log's lines: text for people, json for one JSON object per line",
+    )
     parser.add_argument(
         "--max-pending",
         type=_positive,
@@ -161,6 +169,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def retention(args: argparse.Namespace) -> Retention:
+    """The retention that `--keep-last` and `--keep-for` ask for."""
+    return Retention(keep_last=args.keep_last, max_age=args.keep_for)
+
+
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     """The options of several processes serving one job space (README: "Running several...")."""
     parser.add_argument(
@@ -192,21 +215,6 @@ def _store_url(text: str) -> str:
     return text
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
-
-
-def retention(args: argparse.Namespace) -> Retention:
-    """The retention that `--keep-last` and `--keep-for` ask for."""
-    return Retention(keep_last=args.keep_last, max_age=args.keep_for)
-
-
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -221,7 +229,6 @@ def statistics(targets: Sequence[str]) -> Registry:
         ValueError: a plug-in cannot be loaded or clashes with a registered name.
     """
     registry = default_registry()
-    register_queries(registry)
     registry.load_entry_points()
     for target in targets:
         registry.load_named(target)
@@ -230,10 +237,11 @@ def statistics(targets: Sequence[str]) -> Registry:
 
 
 def load(path: str | None) -> Dataset:
-    """The dataset at `path`, or the demo dataset generated in memory."""
+    """The dataset at `path` (with a progress bar on a terminal), or the demo dataset."""
     if path is None:
         return load_demo_dataset()
-    return load_dataset(path)
+    with reading(path, "loading"):
+        return load_dataset(path)
 
 
 async def serve(
@@ -378,13 +386,15 @@ def main(
     args = parse_args(argv)
     if args.processes > 1:
         return serve_processes(args)
-    log_writer = start_file_logging(args.log_file)
+    log_writer = start_file_logging(args.log_file, log_format=args.log_format)
     signals = StopSignals()
     signals.install()
     try:
         try:
             log.info("loading the data: %s", args.data or "the built-in demo dataset")
+            began = time.perf_counter()
             dataset = load_interruptibly(args.data)
+            load_seconds = time.perf_counter() - began
         except DatasetError as exc:
             log.error("cannot load the data: %s", exc)  # noqa: TRY400 - the message says it all
             sys.stderr.write(f"error: cannot load the data: {exc}\n")
@@ -392,7 +402,9 @@ def main(
         except Interrupted as exc:
             _stop_during_load(exc, log_writer.stop)
         signals.raising = False
-        code = serve_engine(args, dataset, signals=signals, runner=runner)
+        code = serve_engine(
+            args, dataset, signals=signals, runner=runner, load_seconds=load_seconds
+        )
         signals.install()  # asyncio gave the signals their defaults back: keep them handled
         return code
     finally:
@@ -420,8 +432,12 @@ def serve_engine(
     signals: StopSignals | None = None,
     runner: Callable[[Dataset, Query], object] | None = None,
     setup: ChildSetup | None = None,
+    load_seconds: float = 0.0,
 ) -> int:
-    """Serve one engine (the whole server, or one pre-forked process of it) until a signal."""
+    """Serve one engine (the whole server, or one pre-forked process of it) until a signal.
+
+    `load_seconds`, the time the data took to load, is reported by the metrics.
+    """
     try:
         registry = statistics(args.statistic)
     except (ValueError, TypeError) as exc:
@@ -447,6 +463,7 @@ def serve_engine(
         max_connections=args.max_connections,
     )
     app = create_app(engine, body_timeout=args.body_timeout)
+    metrics.install(app, load_seconds=load_seconds)
     sock, announce = (None, None) if setup is None else (setup.sock, setup.announce)
     try:
         asyncio.run(
@@ -485,15 +502,19 @@ def serve_processes(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {NOT_SHARED}\n")
         return 2
     try:
+        began = time.perf_counter()
         dataset = load(args.data)
+        load_seconds = time.perf_counter() - began
     except DatasetError as exc:
         sys.stderr.write(f"error: cannot load the data: {exc}\n")
         return 2
 
     def child(setup: ChildSetup) -> int:
-        log_writer = start_file_logging(process_log_file(args.log_file, setup.index))
+        log_writer = start_file_logging(
+            process_log_file(args.log_file, setup.index), log_format=args.log_format
+        )
         try:
-            return serve_engine(args, dataset, setup=setup)
+            return serve_engine(args, dataset, setup=setup, load_seconds=load_seconds)
         finally:
             log_writer.stop()
 

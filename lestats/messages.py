@@ -136,18 +136,26 @@ class RunJob(Message):
 
 @dataclass(frozen=True, slots=True)
 class JobDone(Message):
-    """Worker -> ResultStore: the job's `data`, JSON-encoded; saved before the job reads done."""
+    """Worker -> ResultStore: the job's `data`, JSON-encoded; saved before the job reads done.
+
+    `started` and `ended` are the Worker's `time.monotonic()` when it began and finished
+    computing (0.0: not stamped), for the queue and run time metrics; not part of equality.
+    """
 
     job_id: int
     result: bytes
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class JobErrored(Message):
-    """Worker -> ResultStore: the job ends in error for `reason`."""
+    """Worker -> ResultStore: the job ends in error for `reason` (stamped as `JobDone` is)."""
 
     job_id: int
     reason: str
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ OPTIONS = (
     "--workers",
     "--results-dir",
     "--log-file",
+    "--log-format",
     "--max-pending",
     "--statistic",
     "--max-waiters",

@@ -26,6 +26,7 @@ from lestats.actors.worker import MEMO_BYTES, Worker
 from lestats.data.query import Query
 from lestats.data.statistics import default_registry
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown
+from lestats.metrics_stats import JobStats
 from lestats.results import (
     CategoryMeans,
     GlobalMean,
@@ -133,6 +134,8 @@ class Engine:
         self._lock = threading.Lock()
         self._stopping = threading.Lock()
         self._ticker: _TakeOverTicker | None = None
+        self.job_stats: JobStats | None = None
+        """Jobs counted and timed by the ResultStore for the metrics (made by `start`)."""
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -141,8 +144,11 @@ class Engine:
         if self._store is not None or self._drained is not None:
             raise RuntimeError("an Engine starts once; make a new one (same results_dir is fine)")
         claims = JobClaims()
-        store = ResultStore.start(self.job_store, self.max_pending, self.retention, claims)
         self.registry.freeze()
+        self.job_stats = JobStats(self.registry.names)
+        store = ResultStore.start(
+            self.job_store, self.max_pending, self.retention, claims, self.job_stats
+        )
         dataset, registry, abandon = self.dataset, self.registry, self._abandon
         runner = self._runner or registry.run
         # The registry says which statistics are pure; an injected runner runs for every job.
