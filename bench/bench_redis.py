@@ -8,10 +8,14 @@ depend on how many cores there are; from it, the jobs/s expected on 8 and 16 cor
 Redis runs with AOF on and `appendfsync always` (the file store's promise: a job is on disk
 before its id is answered); one more row with `everysec` shows what that promise costs.
 
+`--full-check` runs the issue's concurrency check at full size: two nodes on one job space,
+32 clients x 2,000 jobs, each POSTed to one node and long-polled on the other; every id must be
+distinct and the ids consecutive, every answer equal to the single-node answer (`compute`).
+
 `--soak` also pushes 100,000 jobs through a RedisStore with a retention of the last 10,000 jobs
 and prints `INFO memory` along the way: Redis memory stays bounded.
 
-    python -m bench.bench_redis [--jobs 6000] [--soak] [--quick]
+    python -m bench.bench_redis [--jobs 6000] [--soak | --only-soak] [--full-check] [--quick]
 """
 
 from __future__ import annotations
@@ -275,12 +279,78 @@ def soak(store_server: RedisServer, jobs: int) -> None:
     client.close()
 
 
+async def full_check(workdir: Path, store: RedisServer, per_client: int) -> bool:
+    """32 clients x `per_client` jobs over two nodes; whether ids and answers all held."""
+    import json  # noqa: PLC0415 - only this check needs them
+
+    import aiohttp  # noqa: PLC0415
+
+    from lestats.data.loader import load_demo_dataset  # noqa: PLC0415
+    from lestats.data.query import Query  # noqa: PLC0415
+    from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN  # noqa: PLC0415
+    from lestats.data.statistics import compute, default_registry  # noqa: PLC0415
+    from lestats.jsonio import dumps  # noqa: PLC0415
+
+    dataset = load_demo_dataset()
+    kinds = [(row.name, row.needs_state) for row in default_registry().course_statistics()]
+    questions = BEST_IS_MIN + BEST_IS_MAX
+    url = store.url(4)
+    mismatches = 0
+    ids: list[int] = []
+
+    def query_for(n: int) -> Query:
+        kind, needs_state = kinds[n % len(kinds)]
+        state = dataset.states[n % len(dataset.states)] if needs_state else None
+        return Query(kind, questions[(n // len(kinds)) % len(questions)], state)
+
+    async with (
+        ServerProcess("node-a", server_argv(workdir, "node-a", ["--store", url]), workdir) as a,
+        ServerProcess("node-b", server_argv(workdir, "node-b", ["--store", url]), workdir) as b,
+        aiohttp.ClientSession() as session,
+    ):
+        urls = (a.url, b.url)
+
+        async def client(index: int) -> None:
+            nonlocal mismatches
+            for n in range(per_client):
+                query = query_for(index * per_client + n)
+                body = {"question": query.question}
+                if query.state is not None:
+                    body["state"] = query.state
+                poster, poller = urls[(index + n) % 2], urls[(index + n + 1) % 2]
+                async with session.post(f"{poster}/api/{query.kind}", json=body) as response:
+                    job_id = (await response.json())["job_id"]
+                answer: dict[str, object] = {"status": "running"}
+                while answer["status"] == "running":
+                    async with session.get(f"{poller}/api/get_results/{job_id}?wait=10") as got:
+                        answer = await got.json()
+                expected = json.loads(dumps(compute(dataset, query)))
+                if answer != {"status": "done", "data": expected}:
+                    mismatches += 1
+                ids.append(int(job_id.removeprefix("job_id_")))
+
+        began = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(CLIENTS)))
+        seconds = time.perf_counter() - began
+    consecutive = sorted(ids) == list(range(1, CLIENTS * per_client + 1))
+    print(
+        f"\nfull check: {CLIENTS} clients x {per_client} jobs over 2 nodes in {seconds:.1f} s: "
+        f"{len(ids)} jobs, {len(set(ids))} distinct ids, consecutive from 1: {consecutive}, "
+        f"answers unlike the single-node answer: {mismatches}"
+    )
+    return consecutive and mismatches == 0 and len(set(ids)) == len(ids)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     """Every setup against one redis-server (a database each), then the soak if asked."""
     with scratch_dir("redis-bench-") as workdir, redis_server(workdir / "redis") as store:
         print(f"redis-server {store.client.info('server')['redis_version']}, AOF on")
         if args.only_soak:
             soak(store, 2_000 if args.quick else SOAK_JOBS)
+            return
+        if args.full_check:
+            if not await full_check(workdir, store, 20 if args.quick else 2_000):
+                raise SystemExit("full check FAILED")
             return
         setups = [
             ("file store, 1 process", []),
@@ -310,6 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="time limit per setup")
     parser.add_argument("--soak", action="store_true", help="also the 100,000-job memory soak")
     parser.add_argument("--only-soak", action="store_true", help="the soak alone")
+    parser.add_argument(
+        "--full-check", action="store_true", help="32 clients x 2,000 jobs over 2 nodes, alone"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
