@@ -444,12 +444,11 @@ def serve_engine(
         log.error("cannot load a statistic: %s", exc)  # noqa: TRY400 - the message says it all
         sys.stderr.write(f"error: cannot load a statistic: {exc}\n")
         return 2
-    store = job_store(args, dataset)
     engine = Engine(
         dataset,
         workers=args.workers,
         results_dir=args.results_dir,
-        store=store,
+        store=job_store(args, dataset),
         max_pending=args.max_pending,
         retention=retention(args),
         registry=registry,
