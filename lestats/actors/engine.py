@@ -30,7 +30,13 @@ from lestats.actors.slots import RequestSlots
 from lestats.actors.worker import MEMO_BYTES, Worker
 from lestats.data.query import Query
 from lestats.data.statistics import default_registry
-from lestats.errors import InvalidQuery, JobFailed, LeStatsError, PartlyAccepted, ShuttingDown
+from lestats.errors import (
+    InvalidQuery,
+    JobFailed,
+    LeStatsError,
+    PartlyAccepted,
+    ShuttingDown,
+)
 from lestats.metrics_stats import JobStats
 from lestats.results import (
     CategoryMeans,

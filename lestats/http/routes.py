@@ -170,6 +170,20 @@ def _limit(text: str | None) -> int | None:
     return int(text)
 
 
+async def cancel(request: web.Request) -> web.Response:
+    """POST /api/jobs/{job_id}/cancel: cancel a queued job; whether it was (`Engine.cancel`)."""
+    cancelled = await request.app[ENGINE].cancel_async(request.match_info["job_id"])
+    request[OUTCOME] = "cancelled" if cancelled else "not cancelled"
+    return json_response({"status": "done", "cancelled": cancelled})
+
+
+async def forget(request: web.Request) -> web.Response:
+    """POST /api/jobs/{job_id}/forget: forget a finished job; whether it was (`Engine.forget`)."""
+    forgotten = await request.app[ENGINE].forget_async(request.match_info["job_id"])
+    request[OUTCOME] = "forgotten" if forgotten else "not forgotten"
+    return json_response({"status": "done", "forgotten": forgotten})
+
+
 async def num_jobs(request: web.Request) -> web.Response:
     """GET /api/num_jobs: accepted jobs not yet finished."""
     return json_response({"status": "done", "num_jobs": await request.app[ENGINE].num_jobs_async()})
@@ -223,6 +237,8 @@ async def health(request: web.Request) -> web.Response:
 _SERVICE_ROWS = (
     ("GET /api/get_results/{job_id}[?wait=T]", "running, done with data, or error"),
     ("GET /api/jobs[?after=N&limit=M]", "every job with its status (or a page of them)"),
+    ("POST /api/jobs/{job_id}/cancel", "cancel a queued job"),
+    ("POST /api/jobs/{job_id}/forget", "forget a finished job"),
     ("GET /api/num_jobs", "jobs accepted and not finished"),
     ("GET /api/graceful_shutdown", "stop accepting jobs; done once all finished"),
     ("GET /api/questions", "the valid questions, by which way is better"),
@@ -272,6 +288,8 @@ def routes(registry: Registry) -> list[web.RouteDef]:
         ),
         web.get("/api/get_results/{job_id}", get_results),
         web.get("/api/jobs", jobs),
+        web.post("/api/jobs/{job_id}/cancel", cancel),
+        web.post("/api/jobs/{job_id}/forget", forget),
         web.get("/api/num_jobs", num_jobs),
         web.get("/api/graceful_shutdown", graceful_shutdown),
         web.get("/api/questions", questions),
