@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-all lint clean
+.PHONY: install run test bench bench-all lint clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: lint
+# The web page's tests drive Debian's Chromium through its chromedriver (same version, same
+# package source); a browser download is impossible here, so they come from apt when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update && apt-get install -y chromium chromium-driver; }
+
+test: lint browser
 	$(PY) -m pytest -q
 
 bench: install

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from lestats.http.keys import CLOSING, ENGINE
 from lestats.http.middlewares import log_and_map_errors
+from lestats.http.page import page_routes
 from lestats.http.routes import routes
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def create_app(engine: Engine, *, max_body: int = MAX_BODY_BYTES) -> web.Applica
     app[ENGINE] = engine
     app[CLOSING] = asyncio.Event()
     app.add_routes(routes())
+    app.add_routes(page_routes())
     app.on_shutdown.append(_release_waiters)
     app.cleanup_ctx.append(_engine_life)
     return app

@@ -161,10 +161,13 @@ _INDEX_ROWS = [
     ("GET /api/states", "the states in the data"),
     ("GET /api/health", "liveness and load"),
     ("GET /api/openapi.json", "the OpenAPI description of this API"),
+    ("GET /", "the web page: map, ranking, trend and comparison of the estimates"),
 ]
 _INDEX = (
-    "<!doctype html><html><head><meta charset='utf-8'><title>Le Stats Sportif</title></head>"
-    "<body><h1>Le Stats Sportif</h1><p>BRFSS statistics as asynchronous jobs. Routes:</p><ul>"
+    "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+    "<title>Le Stats Sportif: API</title></head><body><h1>Le Stats Sportif: API</h1>"
+    "<p>BRFSS statistics as asynchronous jobs. Routes"
+    " (<a href='/'>back to the page</a>):</p><ul>"
     + "".join(f"<li><code>{route}</code> — {what}</li>" for route, what in _INDEX_ROWS)
     + "</ul></body></html>"
 )
@@ -175,8 +178,8 @@ async def openapi(_: web.Request) -> web.Response:
     return json_response(openapi_document())
 
 
-async def index(_: web.Request) -> web.Response:
-    """GET /: a short page listing the routes."""
+async def route_list(_: web.Request) -> web.Response:
+    """GET /api: a short page listing the routes (the web page at `/` links to it)."""
     return web.Response(text=_INDEX, content_type="text/html")
 
 
@@ -192,5 +195,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/states", states),
         web.get("/api/health", health),
         web.get("/api/openapi.json", openapi),
-        web.get("/", index),
+        web.get("/api", route_list),
     ]
