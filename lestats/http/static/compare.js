@@ -20,11 +20,12 @@ export function verdict(answer, mode, unit) {
   if (answer.difference === null || answer.difference === undefined) {
     return [context + sides, `No verdict: ${answer.reason || "one side has no number"}.`];
   }
+  // The API's difference is b − a; the sentence speaks of the first choice, a.
   const relation = answer.difference === 0 ? "the same as"
-    : `${amount(answer.difference, unit)} ${answer.difference > 0 ? "higher" : "lower"} than`;
+    : `${amount(answer.difference, unit)} ${answer.difference < 0 ? "higher" : "lower"} than`;
   const significant = answer.significant
     ? "The difference is statistically significant at the 95 % level"
     : "The difference is not statistically significant at the 95 % level: it may be chance";
   const test = `(approximate z-test from the published confidence intervals: z = ${answer.z.toFixed(2)}, ${answer.p_value < 0.001 ? "p < 0.001" : `p = ${answer.p_value.toFixed(3)}`}).`;
-  return [context + sides, `${label(b, mode)} is ${relation} ${label(a, mode)}. ${significant} ${test}`];
+  return [context + sides, `${label(a, mode)} is ${relation} ${label(b, mode)}. ${significant} ${test}`];
 }

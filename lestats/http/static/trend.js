@@ -4,8 +4,8 @@
 import { el, svg } from "./dom.js";
 import * as fmt from "./format.js";
 
-const WIDTH = 760;
-const HEIGHT = 320;
+const WIDTH = 1000;
+const HEIGHT = 340;
 const MARGIN = { top: 16, right: 24, bottom: 44, left: 56 };
 const STYLES = [
   { line: "#1f4e9c", band: "rgba(31, 78, 156, 0.18)", dash: null },
