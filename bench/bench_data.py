@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING
 
 from lestats.data import demo
 from lestats.data.loader import PARSER_VARIABLE, load_dataset
-from lestats.data.query import ENDPOINTS, NEEDS_STATE, Query
+from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MIN
-from lestats.data.statistics import compute
+from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
+from lestats.data.statistics import compute, default_registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -307,7 +308,8 @@ def bench_jobs(seed: int) -> None:
     print(header)
     print("-" * len(header))
     for endpoint in ENDPOINTS:
-        query = Query(endpoint, QUESTION, state if NEEDS_STATE[endpoint] else None)
+        needs_state = default_registry()[endpoint].needs_state
+        query = Query(endpoint, QUESTION, state if needs_state else None)
         fast = per_call_us(lambda query=query: compute(dataset, query), 0.1)
         slow = per_call_us(
             lambda query=query: naive.reference(query.kind, QUESTION, query.state, rows),

@@ -11,7 +11,7 @@ Next to them, in the same process launch, the round trips an engine job is built
   - a raw pykka `ask` to a trivial echo actor (asks/s);
   - a bare `concurrent.futures.Future` tell/reply to a trivial actor (the engine's own protocol);
   - and the disk work per job, in the same directory: an atomic result file written by the
-    ResultStore (`FileResultStorage.save`: write a temporary file, rename it), and a journal line
+    ResultStore (`ResultFiles.save`: write a temporary file, rename it), and a journal line
     made durable one at a time (`os.write` + `fdatasync`); the engine batches the syncs instead
     (group commit, done by its JournalCommitter actor), so it can beat this line's rate.
 A job travels client -> Dispatcher -> ResultStore (numbered, journaled) -> Worker, and its id
@@ -40,12 +40,15 @@ import pykka
 
 from lestats.actors.engine import Engine
 from lestats.actors.jobs import JobStatus
-from lestats.actors.journal import Journal
-from lestats.actors.storage import FileResultStorage
 from lestats.data.demo import iter_demo_lines
 from lestats.data.loader import load_lines
-from lestats.data.query import ENDPOINTS, NEEDS_STATE, Query
+from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
+from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
+from lestats.data.statistics import default_registry
+from lestats.stores import journal as records
+from lestats.stores.journal import Journal
+from lestats.stores.result_files import ResultFiles
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -118,7 +121,8 @@ def future_rate(trips: int) -> float:
 
 def save_rate(directory: Path, saves: int) -> float:
     """Atomic result files written per second (the ResultStore's work for each done job)."""
-    storage = FileResultStorage(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    storage = ResultFiles(directory, 16 << 20)
     began = time.perf_counter()
     for job_id in range(1, saves + 1):
         storage.save(job_id, b'{"global_mean": 31.25}')
@@ -132,7 +136,7 @@ def commit_rate(directory: Path, commits: int) -> float:
     try:
         began = time.perf_counter()
         for job_id in range(1, commits + 1):
-            journal.record_submitted(job_id, query)
+            journal.append(records.submitted(job_id, query))
             journal.commit()
         return commits / (time.perf_counter() - began)
     finally:
@@ -146,7 +150,7 @@ def job_mix(dataset: Dataset) -> list[tuple[str, str, str | None]]:
     """Every endpoint over every question, states taken in turn."""
     states = itertools.cycle(dataset.states)
     return [
-        (endpoint, question, next(states) if NEEDS_STATE[endpoint] else None)
+        (endpoint, question, next(states) if default_registry()[endpoint].needs_state else None)
         for question in BEST_IS_MIN + BEST_IS_MAX
         for endpoint in ENDPOINTS
     ]

@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from lestats.data.query import ENDPOINTS, NEEDS_STATE
+from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
+from lestats.data.statistics import default_registry
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     Poster = Callable[[aiohttp.ClientSession, str, str, bytes, float], Awaitable[str | None]]
     """POST one job, counted: `post(session, base, endpoint, body, began)`; its id if accepted."""
 
-STATE_ENDPOINTS = frozenset(endpoint for endpoint, needs in NEEDS_STATE.items() if needs)
+STATE_ENDPOINTS = frozenset(s.name for s in default_registry().course_statistics() if s.needs_state)
 """The endpoints whose body carries a `state`."""
 
 WAIT_SECONDS = 5

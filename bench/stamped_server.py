@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from lestats import cli
-from lestats.actors.storage import FileResultStorage
+from lestats.stores.result_files import ResultFiles
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 
 def stamping(
-    save: Callable[[FileResultStorage, int, bytes], None], out: TextIO
-) -> Callable[[FileResultStorage, int, bytes], None]:
+    save: Callable[[ResultFiles, int, bytes], None], out: TextIO
+) -> Callable[[ResultFiles, int, bytes], None]:
     """`save`, then a line `N NANOSECONDS` to `out` (flushed, so readable at once)."""
 
-    def save_and_stamp(storage: FileResultStorage, job_id: int, result: bytes) -> None:
+    def save_and_stamp(storage: ResultFiles, job_id: int, result: bytes) -> None:
         save(storage, job_id, result)
         out.write(f"{job_id} {time.monotonic_ns()}\n")
 
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stamps", type=Path, required=True, help="where the stamps go")
     args, rest = parser.parse_known_args(argv)
     with args.stamps.open("w", encoding="ascii", buffering=1) as out:
-        FileResultStorage.save = stamping(FileResultStorage.save, out)  # type: ignore[method-assign]
+        ResultFiles.save = stamping(ResultFiles.save, out)  # type: ignore[method-assign]
         return cli.main(rest)
 
 

@@ -1,20 +1,29 @@
 """Le Stats Sportif: BRFSS statistics answered by an actor engine behind an asynchronous job API.
 
-What a user may import from here; everything else is internal and may change:
+The supported public surface (stable API: changed only with a deprecation period) is what this
+module exports and these modules:
 
-- `Engine`: the embedding facade (start, submit, results, drain-and-stop; sync and async).
-- `load_dataset`, `load_demo_dataset`, `Dataset`, `Record`: the data, from a file, from the
-  built-in demo generator, or from rows in memory.
-- `create_app`: the aiohttp application serving an Engine.
-- `messages`: the actors' message types, for message-level tests and embedders.
-- `JobStatus`, `JobOutcome` and the error types.
+- `lestats`: `Engine` (the embedding facade), the data (`load_dataset`, `load_demo_dataset`,
+  `Dataset`, `Record`), `create_app` (the aiohttp application), the registry's main names
+  (`Query`, `Registry`, `Statistic`, `Parameter`, `default_registry`), job ids and outcomes
+  (`JobStatus`, `JobOutcome`, `format_job_id`, `parse_job_id`) and the error types.
+- `lestats.messages`: the actors' messages, for message-level tests and embedders.
+- `lestats.actors`: the actor classes (Dispatcher, Worker, ResultStore, JournalCommitter).
+- `lestats.registry`: the statistics registry in full.
+- `lestats.stores`: the store seam (`JobStore`) and its implementations.
+- `lestats.testing`: the test kit (probe actor, gated runner, tiny datasets, pytest plugin).
+
+Every other module is internal and may change in any release.
 """
 
-from lestats.actors import messages
+from lestats import messages
 from lestats.actors.engine import Engine
-from lestats.actors.jobs import JobOutcome, JobStatus
+from lestats.actors.jobs import JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.data.dataset import Dataset, Record
 from lestats.data.loader import load_dataset, load_demo_dataset
+from lestats.data.query import Query
+from lestats.data.registry import Parameter, Registry, Statistic
+from lestats.data.statistics import default_registry
 from lestats.errors import (
     DatasetError,
     InvalidQuery,
@@ -37,12 +46,19 @@ __all__ = [
     "JobStatus",
     "LeStatsError",
     "Overloaded",
+    "Parameter",
+    "Query",
     "Record",
+    "Registry",
     "ShuttingDown",
+    "Statistic",
     "StorageError",
     "UnknownJob",
     "create_app",
+    "default_registry",
+    "format_job_id",
     "load_dataset",
     "load_demo_dataset",
     "messages",
+    "parse_job_id",
 ]

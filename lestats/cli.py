@@ -15,6 +15,8 @@ from aiohttp import web
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, Engine, default_workers
 from lestats.data.loader import load_dataset, load_demo_dataset
+from lestats.data.registry import ENTRY_POINT_GROUP
+from lestats.data.statistics import default_registry
 from lestats.errors import DatasetError
 from lestats.http.app import create_app
 from lestats.logs import start_file_logging
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from lestats.data.dataset import Dataset
+    from lestats.data.registry import Registry
 
 log = logging.getLogger("lestats")
 
@@ -60,6 +63,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_MAX_PENDING,
         help="accepted-but-unfinished jobs before POSTs get 503 with Retry-After",
     )
+    parser.add_argument(
+        "--statistic",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="add a statistic (a Statistic, or a function given the Registry); repeatable. "
+        f"Installed plug-ins of the entry-point group {ENTRY_POINT_GROUP!r} load always",
+    )
     return parser.parse_args(argv)
 
 
@@ -68,6 +79,20 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def statistics(targets: Sequence[str]) -> Registry:
+    """The default registry, with the installed plug-ins and the `--statistic` ones added.
+
+    Raises:
+        ValueError: a plug-in cannot be loaded or clashes with a registered name.
+    """
+    registry = default_registry()
+    registry.load_entry_points()
+    for target in targets:
+        registry.load_named(target)
+        log.info("statistic plug-in %s loaded", target)
+    return registry
 
 
 def load(path: str | None) -> Dataset:
@@ -120,7 +145,7 @@ def startup_objects_frozen() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server; 0 after a clean drain, 2 when the data cannot be loaded."""
+    """Run the server; 0 after a clean drain, 2 when the data or a statistic cannot be loaded."""
     args = parse_args(argv)
     log_writer = start_file_logging(args.log_file)
     try:
@@ -130,11 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("cannot load the data: %s", exc)  # noqa: TRY400 - the message says it all
             sys.stderr.write(f"error: cannot load the data: {exc}\n")
             return 2
+        try:
+            registry = statistics(args.statistic)
+        except (ValueError, TypeError) as exc:
+            log.error("cannot load a statistic: %s", exc)  # noqa: TRY400 - the message says it all
+            sys.stderr.write(f"error: cannot load a statistic: {exc}\n")
+            return 2
         engine = Engine(
             dataset,
             workers=args.workers,
             results_dir=args.results_dir,
             max_pending=args.max_pending,
+            registry=registry,
         )
         asyncio.run(serve(create_app(engine), args.host, args.port))
         return 0

@@ -8,8 +8,10 @@
 - `results_dir`: a fresh, not yet created results directory under pytest's `tmp_path`.
 - `recorder`: starts stand-in actors that record every message they receive (`Recording`); one
   serves as the Worker a `RegisterJob` names, or as the Dispatcher's ResultStore.
-- `start_store`: starts ResultStores on `results_dir` (or given storage/journal), stops them after
-  (each ResultStore starts and stops its own JournalCommitter).
+- `start_store`: starts ResultStores on a `FileStore` in `results_dir` (or a given `JobStore`),
+  stops them after (each ResultStore starts and stops its own JournalCommitter).
+- `any_store`: parametrized over "files" and "memory": `any_store()` makes a fresh `JobStore`
+  of that kind, for message-level tests whose behaviour does not depend on the store.
 - `make_engine`: starts `Engine`s over `tiny_dataset` (2 workers, `results_dir` unless given) and
   shuts down at teardown any still running.
 
@@ -32,18 +34,19 @@ import pykka
 import pytest
 
 from lestats.actors.engine import Engine
-from lestats.actors.journal import Journal
 from lestats.actors.result_store import ResultStore
-from lestats.actors.storage import FileResultStorage, ResultStorage
 from lestats.data.dataset import Dataset, Record
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.statistics import compute
+from lestats.stores.files import FileStore
+from lestats.stores.memory import MemoryStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from lestats.data.query import Query
+    from lestats.stores.base import JobStore, Retention
 
 ACTOR_THREAD_PREFIXES = ("Dispatcher", "Worker", "ResultStore", "JournalCommitter")
 """pykka names an actor's thread after its class; these are the engine's actors."""
@@ -311,25 +314,46 @@ def recorder() -> Iterator[Callable[[], Recording]]:
 def start_store(results_dir: Path) -> Iterator[Callable[..., pykka.ActorRef[Any]]]:
     """A factory of started ResultStores; every one still alive is stopped at teardown.
 
-    `start(max_pending=100, storage=None, journal=None)`: file storage and journal in
-    `results_dir` unless given.
+    `start(max_pending=100, store=None, **options)`: a `FileStore` in `results_dir` unless a
+    `JobStore` is given; `options` go to `ResultStore` (`retention`, `claims`).
     """
     started: list[pykka.ActorRef[Any]] = []
 
     def start(
-        max_pending: int = 100,
-        storage: ResultStorage | None = None,
-        journal: Journal | None = None,
+        max_pending: int = 100, store: JobStore | None = None, **options: Any
     ) -> pykka.ActorRef[Any]:
-        storage = storage if storage is not None else FileResultStorage(results_dir)
-        journal = journal if journal is not None else Journal(results_dir / "journal.jsonl")
-        ref = ResultStore.start(storage, journal, max_pending)
+        ref = ResultStore.start(
+            store if store is not None else FileStore(results_dir), max_pending, **options
+        )
         started.append(ref)
         return ref
 
     yield start
     for ref in started:
         stop_actor(ref)
+
+
+@pytest.fixture(params=["files", "memory"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], JobStore]:
+    """A factory of fresh stores of one kind per run: a `FileStore` (each in its own directory)
+    or a `MemoryStore`."""
+    made = 0
+
+    def make() -> JobStore:
+        nonlocal made
+        made += 1
+        if request.param == "memory":
+            return MemoryStore()
+        return FileStore(tmp_path / f"store-{made}")
+
+    return make
+
+
+def no_retention() -> Retention:
+    """Keep every job (the default)."""
+    from lestats.stores.base import NO_RETENTION_LIMIT  # noqa: PLC0415
+
+    return NO_RETENTION_LIMIT
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ import pytest
 
 from lestats.data import demo, loader
 from lestats.data.loader import PARSER_VARIABLE, REQUIRED_COLUMNS, load_dataset
-from lestats.data.query import ENDPOINTS, NEEDS_STATE, Query
+from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
-from lestats.data.statistics import compute
+from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
+from lestats.data.statistics import compute, default_registry
 from lestats.errors import DatasetError
 
 pa = pytest.importorskip("pyarrow")
@@ -156,7 +157,7 @@ def answers(dataset):
     result = {}
     for endpoint in ENDPOINTS:
         for question in QUESTIONS:
-            for state in states if NEEDS_STATE[endpoint] else [None]:
+            for state in states if default_registry()[endpoint].needs_state else [None]:
                 data = compute(dataset, Query(endpoint, question, state))
                 result[endpoint, question, state] = json.dumps(data)
     return result

@@ -24,14 +24,14 @@ from conftest import (
 )
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.dispatcher import Dispatcher
 from lestats.actors.jobs import JobOutcome, JobStatus
-from lestats.actors.journal import Journal
 from lestats.actors.worker import Worker
 from lestats.data.query import Query
 from lestats.data.statistics import compute
 from lestats.errors import ShuttingDown
+from lestats.stores.files import FileStore
 
 QUERIES = [
     Query("state_mean", question, state) for question in (OBESITY, MUSCLE) for state in TINY_STATES
@@ -493,20 +493,20 @@ def test_a_job_sent_to_a_dead_worker_waits_for_its_replacement(
     assert ask(store, m.ListJobs()) == tuple((i, JobStatus.RUNNING) for i in (1, 2, 3))
 
 
-class GatedJournal(Journal):
-    """A journal whose append for job `hold` waits for `gate`: it holds the ResultStore there."""
+class GatedStore(FileStore):
+    """A FileStore whose `accept` of job `hold` waits for `gate`: it holds the ResultStore there."""
 
-    def __init__(self, path) -> None:
-        super().__init__(path)
+    def __init__(self, directory) -> None:
+        super().__init__(directory)
         self.hold: int | None = None
         self.entered = threading.Event()
         self.gate = threading.Event()
 
-    def record_submitted(self, job_id: int, query: Query) -> None:
-        if job_id == self.hold:
+    def accept(self, query: Query) -> int:
+        if self.last_id() + 1 == self.hold:
             self.entered.set()
             self.gate.wait(10)
-        super().record_submitted(job_id, query)
+        return super().accept(query)
 
 
 def test_the_job_that_crashed_a_worker_is_not_run_again(  # noqa: PLR0917 - fixtures
@@ -519,8 +519,8 @@ def test_the_job_that_crashed_a_worker_is_not_run_again(  # noqa: PLR0917 - fixt
     the Reassign moves it. The worker failed job 1 itself before dying, so the replacement gets
     job 2 only, and job 1 is never run again (the Dispatcher used to re-run it).
     """
-    journal = GatedJournal(results_dir / "journal.jsonl")
-    store = start_store(journal=journal)
+    journal = GatedStore(results_dir)
+    store = start_store(store=journal)
     attempts = []
     others = []
     crash_gate = threading.Event()

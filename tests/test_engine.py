@@ -11,13 +11,16 @@ import pytest
 from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 from lestats import jsonio
+from lestats import messages as m
 from lestats.actors import engine as engine_module
-from lestats.actors import messages as m
 from lestats.actors.engine import Engine, default_workers
 from lestats.actors.jobs import RUNNING, JobStatus
-from lestats.data.query import ALLOWED_QUESTIONS, ENDPOINTS, Query
+from lestats.data.query import Query
+from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
+from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
 from lestats.data.statistics import compute
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
+from lestats.stores.files import JOURNAL_NAME
 
 
 @pytest.fixture
@@ -83,7 +86,7 @@ def test_an_issued_id_is_never_unknown(make_engine):
     ("args", "allowed"),
     [
         (("no_such_endpoint", OBESITY), ENDPOINTS),
-        (("global_mean", "How tall are adults?"), ALLOWED_QUESTIONS),
+        (("global_mean", "How tall are adults?"), BEST_IS_MIN + BEST_IS_MAX),
         (("state_mean", OBESITY, "Atlantis"), TINY_STATES),
         (("state_mean", OBESITY), None),
         (("state_mean", OBESITY, 7), None),
@@ -356,7 +359,7 @@ def test_restart_continues_numbering_and_reruns_unfinished_jobs(make_engine, res
     old_data = [first.result(job, timeout=5) for job in old]
     first.shutdown()
     # A job accepted (journaled) whose result never came: as after a kill mid-job.
-    with (results_dir / engine_module.JOURNAL_NAME).open("a") as journal:
+    with (results_dir / JOURNAL_NAME).open("a") as journal:
         journal.write(json.dumps({"job": 4, "endpoint": "global_mean", "question": MUSCLE}) + "\n")
     second = make_engine()
     assert second.result("job_id_4", timeout=5) == {"global_mean": 24.375}

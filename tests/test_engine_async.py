@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from typing import Self
@@ -11,11 +12,11 @@ from typing import Self
 import pytest
 from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy
 
-from lestats.actors import engine as engine_module
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, parse_job_id
 from lestats.data.query import Query
-from lestats.data.statistics import compute
+from lestats.data.registry import Registry
+from lestats.data.statistics import compute, default_registry
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
 
 
@@ -319,16 +320,24 @@ async def test_an_injected_runner_runs_for_every_job_even_a_repeated_one(make_en
     assert runner.calls == 3
 
 
-async def test_the_built_in_runner_is_memoized(make_engine, tiny_dataset, monkeypatch):
+async def test_the_built_in_runner_is_memoized(make_engine, tiny_dataset):
     calls: list[Query] = []
 
-    def counted_compute(dataset, query):
-        calls.append(query)
-        return compute(dataset, query)
+    def counted(function):
+        def run(dataset, query):
+            calls.append(query)
+            return function(dataset, query)
 
-    # The engine turns the memo on for its built-in runner only (`runner is compute`).
-    monkeypatch.setattr(engine_module, "compute", counted_compute)
-    engine = make_engine(runner=counted_compute, workers=1)
+        return run
+
+    # The course rows, their functions counted: the engine memoizes what the registry calls pure.
+    registry = Registry()
+    built_in = default_registry()
+    for row in built_in:
+        registry.add(dataclasses.replace(row, function=counted(row.function)))
+    for question in built_in.questions(tiny_dataset):
+        registry.set_direction(question, built_in.direction(question))
+    engine = make_engine(registry=registry, workers=1)
     asked = [("best5", OBESITY), ("best5", OBESITY), ("worst5", MUSCLE), ("best5", OBESITY)]
     jobs = [await engine.submit_async(endpoint, question) for endpoint, question in asked]
     results = [await engine.result_async(job, timeout=5) for job in jobs]

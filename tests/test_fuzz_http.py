@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from lestats.actors.engine import Engine
 from lestats.data.dataset import Dataset, Record
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
+from lestats.data.statistics import default_registry
 from lestats.http.app import create_app
 from lestats.http.openapi import openapi_document
 
@@ -35,7 +36,7 @@ DATASET = Dataset.from_records(
     for j, s in enumerate(STATES)
     for g in ("Male", "Female")
 )
-DOCUMENT = openapi_document()
+DOCUMENT = openapi_document(default_registry(), DATASET)
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
 

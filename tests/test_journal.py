@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 
 import pytest
 from conftest import MUSCLE, OBESITY
 
-from lestats.actors import journal as journal_module
-from lestats.actors.journal import Journal, JournalState
 from lestats.data.query import Query
+from lestats.stores import journal as records
+from lestats.stores.journal import Journal, JournalState
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean", MUSCLE, "Ohio")
@@ -26,14 +26,15 @@ def test_replay_of_no_file_is_empty(path):
     state = Journal(path).replay()
     assert state == JournalState()
     assert state.next_id == 1
+    assert not state.found
 
 
 def test_record_and_replay(path):
     journal = Journal(path)
-    journal.record_submitted(1, Q1)
-    journal.record_submitted(2, Q2)
-    journal.record_submitted(3, Q3)
-    journal.record_failed(2, "ValueError: boom")
+    journal.append(records.submitted(1, Q1))
+    journal.append(records.submitted(2, Q2))
+    journal.append(records.submitted(3, Q3))
+    journal.append(records.failed(2, "ValueError: boom"))
     assert journal.unsynced
     journal.commit()
     assert not journal.unsynced
@@ -47,7 +48,7 @@ def test_record_and_replay(path):
 
 def test_lines_reach_the_file_before_commit(path):
     journal = Journal(path)
-    journal.record_submitted(1, Q2)
+    journal.append(records.submitted(1, Q2))
     # Written to the OS already: another reader (a restart after SIGKILL) sees it.
     assert Journal(path).replay().unfinished == {1: Q2}
     journal.close()
@@ -56,8 +57,8 @@ def test_lines_reach_the_file_before_commit(path):
 def test_torn_last_line_is_skipped_and_nothing_else_lost(path):
     journal = Journal(path)
     for job_id in (1, 2, 3):
-        journal.record_submitted(job_id, Q1)
-    journal.record_failed(3, "crashed")
+        journal.append(records.submitted(job_id, Q1))
+    journal.append(records.failed(3, "crashed"))
     journal.close()
     line = json.dumps({"job": 4, "endpoint": "best5", "question": OBESITY})
     with path.open("a") as file:
@@ -71,7 +72,7 @@ def test_torn_last_line_is_skipped_and_nothing_else_lost(path):
 
 def test_unreadable_middle_lines_are_skipped_and_counted(path):
     journal = Journal(path)
-    journal.record_submitted(1, Q1)
+    journal.append(records.submitted(1, Q1))
     journal.close()
     with path.open("ab") as file:
         file.write(b"\x00\xff garbage\n")
@@ -82,8 +83,8 @@ def test_unreadable_middle_lines_are_skipped_and_counted(path):
         file.write(b"null\n")
         file.write(b"\n   \n")  # blank lines are not damage
     journal = Journal(path)
-    journal.record_submitted(2, Q2)
-    journal.record_failed(1, "bad")
+    journal.append(records.submitted(2, Q2))
+    journal.append(records.failed(1, "bad"))
     journal.close()
     state = Journal(path).replay()
     assert state.skipped_lines == 6
@@ -94,7 +95,7 @@ def test_unreadable_middle_lines_are_skipped_and_counted(path):
 
 def test_a_line_with_an_infinite_number_is_skipped(path):
     journal = Journal(path)
-    journal.record_submitted(1, Q1)
+    journal.append(records.submitted(1, Q1))
     journal.close()
     with path.open("ab") as file:
         file.write(b'{"next": Infinity}\n{"job": 1e999, "endpoint": "best5", "question": "q"}\n')
@@ -109,22 +110,29 @@ def test_a_line_with_an_infinite_number_is_skipped(path):
 def test_compaction_keeps_only_next_id_unfinished_and_failed(path):
     journal = Journal(path)
     for job_id in range(1, 201):
-        journal.record_submitted(job_id, Q2)
-    journal.record_failed(7, "ValueError: seven")
+        journal.append(records.submitted(job_id, Q2))
+    journal.append(records.failed(7, "ValueError: seven"))
     journal.commit()
     size_before = path.stat().st_size
     # Jobs 1..200 accepted; 7 failed; 150 and 151 still unfinished; all others done.
-    journal.compact(201, [(150, Q2), (151, Q3)], {7: "ValueError: seven"})
+    journal.compact(
+        [
+            records.line({"next": 201}),
+            records.submitted(150, Q2),
+            records.submitted(151, Q3),
+            records.failed(7, "ValueError: seven"),
+        ]
+    )
     assert path.stat().st_size < size_before / 10
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert records[0] == {"next": 201}
-    assert len(records) == 4
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0] == {"next": 201}
+    assert len(lines) == 4
     state = Journal(path).replay()
     assert state.next_id == 201
     assert state.unfinished == {150: Q2, 151: Q3}
     assert state.failed == {7: "ValueError: seven"}
     # The journal goes on appending to the compacted file.
-    journal.record_submitted(201, Q1)
+    journal.append(records.submitted(201, Q1))
     journal.close()
     state = Journal(path).replay()
     assert state.unfinished == {150: Q2, 151: Q3, 201: Q1}
@@ -134,55 +142,35 @@ def test_compaction_keeps_only_next_id_unfinished_and_failed(path):
 
 def test_compaction_keeps_next_id_with_nothing_live(path):
     journal = Journal(path)
-    journal.record_submitted(1, Q1)
-    journal.compact(42, [], {})
+    journal.append(records.submitted(1, Q1))
+    journal.compact([records.line({"next": 42})])
     journal.close()
-    assert Journal(path).replay() == JournalState(next_id=42)
+    assert Journal(path).replay() == JournalState(next_id=42, found=True)
 
 
-def test_due_for_compaction(path, monkeypatch):
-    monkeypatch.setattr(journal_module, "COMPACT_AFTER_LINES", 10)
+def test_appended_counts_lines_since_the_last_compaction(path):
     journal = Journal(path)
-    assert not journal.due_for_compaction(0)
     for job_id in range(1, 11):
-        journal.record_submitted(job_id, Q1)
-    assert not journal.due_for_compaction(0)  # 10 lines: not past the threshold yet
-    journal.record_submitted(11, Q1)
-    assert journal.due_for_compaction(0)
-    # Many live records raise the bar: at most four times their number may accumulate.
-    assert not journal.due_for_compaction(3)
-    assert journal.due_for_compaction(2)
-    journal.compact(12, [], {})
-    assert not journal.due_for_compaction(0)
+        journal.append(records.submitted(job_id, Q1))
+    assert journal.appended == 10
+    journal.compact([records.line({"next": 11})])
+    assert journal.appended == 0
     journal.close()
 
 
-def test_due_for_compaction_default_threshold(path):
+def test_a_barrier_syncs_the_same_file_elsewhere_and_closes_its_descriptor(path):
     journal = Journal(path)
-    for job_id in range(1, journal_module.COMPACT_AFTER_LINES + 1):
-        journal.record_submitted(job_id, Q1)
-    assert not journal.due_for_compaction(0)
-    journal.record_failed(1, "x")
-    assert journal.due_for_compaction(0)
-    journal.close()
-
-
-def test_a_duplicate_descriptor_syncs_the_same_file_elsewhere(path):
-    journal = Journal(path)
-    assert journal.duplicate_descriptor() is None  # nothing written yet: nothing to sync
-    journal.record_submitted(1, Q1)
-    fd = journal.duplicate_descriptor()
-    try:
-        assert os.path.sameopenfile(fd, journal._fd)
-        assert fd != journal._fd
-        # The committer syncs (and closes) it in its own thread; the journal just notes it.
-        assert journal.unsynced
-        journal.mark_committed()
-        assert not journal.unsynced
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    journal.record_submitted(2, Q2)  # the journal's own descriptor is untouched
+    assert journal.barrier() is None  # nothing written yet: nothing to sync
+    journal.append(records.submitted(1, Q1))
+    assert journal.unsynced
+    barrier = journal.barrier()
+    assert barrier is not None
+    assert not journal.unsynced  # the barrier's runner commits it now
+    assert journal.barrier() is None
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    barrier()  # in any thread; it closes its duplicate descriptor
+    assert len(list(Path("/proc/self/fd").iterdir())) == before - 1
+    journal.append(records.submitted(2, Q2))  # the journal's own descriptor is untouched
     assert journal.unsynced
     journal.close()
     assert Journal(path).replay().unfinished == {1: Q1, 2: Q2}

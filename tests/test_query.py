@@ -1,13 +1,15 @@
-"""`make_query`: the one place that decides whether a request is answerable (spec §2, §4 errors)."""
+"""The registry's validation of the course statistics: whether a request is answerable (spec §2,
+§4 errors)."""
 
 from __future__ import annotations
 
 import pytest
 from reference import ENDPOINTS, STATE_ENDPOINTS
 
-from lestats.data.query import ENDPOINTS as QUERY_ENDPOINTS
-from lestats.data.query import NEEDS_STATE, Query, make_query
-from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN, QUESTIONS, best_is_min
+from lestats.data.dataset import Dataset, Record
+from lestats.data.query import Query
+from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
+from lestats.data.statistics import COURSE_STATISTICS, default_registry
 from lestats.errors import InvalidQuery, LeStatsError
 
 OBESITY = "Percent of adults aged 18 years and older who have obesity"
@@ -41,6 +43,16 @@ SPEC_BEST_IS_MAX = (
 )
 
 
+REGISTRY = default_registry()
+
+
+def make_query(endpoint, question, state=None, *, states):
+    """Validate as the engine does, over a dataset holding `states` (for the obesity question)."""
+    dataset = Dataset.from_records(Record(OBESITY, state, "30.0") for state in states)
+    given = {k: v for k, v in (("question", question), ("state", state)) if v is not None}
+    return REGISTRY.validate(endpoint, given, dataset)
+
+
 def invalid(endpoint, question, state=None, states=STATES) -> InvalidQuery:
     with pytest.raises(InvalidQuery) as caught:
         make_query(endpoint, question, state, states=states)
@@ -54,14 +66,15 @@ def invalid(endpoint, question, state=None, states=STATES) -> InvalidQuery:
 def test_the_nine_questions_match_the_spec():
     assert BEST_IS_MIN == SPEC_BEST_IS_MIN
     assert BEST_IS_MAX == SPEC_BEST_IS_MAX
-    assert frozenset(SPEC_BEST_IS_MIN + SPEC_BEST_IS_MAX) == QUESTIONS
-    assert all(best_is_min(question) for question in SPEC_BEST_IS_MIN)
-    assert not any(best_is_min(question) for question in SPEC_BEST_IS_MAX)
+    assert REGISTRY.questions(Dataset.from_records([])) == SPEC_BEST_IS_MIN + SPEC_BEST_IS_MAX
+    assert all(REGISTRY.direction(question) == "min" for question in SPEC_BEST_IS_MIN)
+    assert all(REGISTRY.direction(question) == "max" for question in SPEC_BEST_IS_MAX)
 
 
 def test_the_nine_endpoints():
-    assert QUERY_ENDPOINTS == ENDPOINTS
-    assert {name for name, needs in NEEDS_STATE.items() if needs} == STATE_ENDPOINTS
+    assert COURSE_STATISTICS == ENDPOINTS
+    assert REGISTRY.names == ENDPOINTS
+    assert {s.name for s in REGISTRY.course_statistics() if s.needs_state} == STATE_ENDPOINTS
 
 
 @pytest.mark.parametrize("question", SPEC_BEST_IS_MIN + SPEC_BEST_IS_MAX)

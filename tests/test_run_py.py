@@ -28,6 +28,7 @@ OPTIONS = (
     "--results-dir",
     "--log-file",
     "--max-pending",
+    "--statistic",
 )
 
 

@@ -18,7 +18,7 @@ from lestats.data.dataset import Dataset, Record
 from lestats.data.loader import load_dataset
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
-from lestats.data.statistics import STATISTICS, compute
+from lestats.data.statistics import COURSE_STATISTICS, compute, default_registry
 
 OBESITY = "Percent of adults aged 18 years and older who have obesity"
 MUSCLE = "Percent of adults who engage in muscle-strengthening activities on 2 or more days a week"
@@ -304,7 +304,8 @@ def test_national_and_territories_are_states(dataset):
 
 
 def test_every_endpoint_is_registered():
-    assert set(STATISTICS) == set(ENDPOINTS)
+    assert set(COURSE_STATISTICS) == set(ENDPOINTS)
+    assert set(default_registry().names) == set(ENDPOINTS)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

@@ -14,7 +14,7 @@ import pytest
 from conftest import MUSCLE, OBESITY, TINY_STATES, Crash
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.worker import Worker
 from lestats.data.query import Query
 from lestats.data.statistics import compute
@@ -111,7 +111,7 @@ def test_an_exception_fails_the_job_and_the_worker_goes_on(stand_ins, start_work
     worker.tell(m.RunJob(1, Q3))
     worker.tell(m.RunJob(2, Q1))
     failed, done = store.take(2)
-    assert isinstance(failed, m.JobFailed)
+    assert isinstance(failed, m.JobErrored)
     assert failed.job_id == 1
     assert failed.reason == "ValueError: cannot answer Percent of"
     assert isinstance(done, m.JobDone)
@@ -127,9 +127,9 @@ def test_a_result_that_is_not_json_fails_the_job(stand_ins, start_worker):
     for job_id in (1, 2, 3):
         worker.tell(m.RunJob(job_id, Q1))
     nan, a_set, ok = store.take(3)
-    assert isinstance(nan, m.JobFailed)
+    assert isinstance(nan, m.JobErrored)
     assert nan.reason.startswith("ValueError")
-    assert isinstance(a_set, m.JobFailed)
+    assert isinstance(a_set, m.JobErrored)
     assert a_set.reason.startswith("TypeError")
     assert ok == m.JobDone(3, b'{"ok": 1.5}')
     assert worker.is_alive()
@@ -154,7 +154,7 @@ def test_a_fatal_fault_kills_only_this_worker_and_reports_its_job(
     # The Worker fails the job that killed it itself, so the store never hands it out again.
     assert store.take(2) == [
         m.JobDone(1, jsonio.dumps({"global_mean": 29.5})),
-        m.JobFailed(2, "the worker running it crashed: Crash: the job took the worker down"),
+        m.JobErrored(2, "the worker running it crashed: Crash: the job took the worker down"),
     ]
     assert died.reason == "the worker running it crashed: Crash: the job took the worker down"
     assert store.pending() == []
@@ -174,7 +174,7 @@ def test_the_crashed_job_is_failed_before_the_death_is_reported(recorder, start_
     worker = start_worker(crash_on(MUSCLE), store_ref=both.ref, dispatcher_ref=both.ref)
     worker.tell(m.RunJob(5, Q3))
     failed, died = both.take(2)
-    assert isinstance(failed, m.JobFailed)
+    assert isinstance(failed, m.JobErrored)
     assert failed.job_id == 5
     assert isinstance(died, m.WorkerDied)
     assert died == m.WorkerDied(worker.actor_urn, 5, failed.reason)
@@ -194,7 +194,7 @@ def test_builtin_base_exceptions_kill_only_the_worker(stand_ins, start_worker, f
     assert died.job_id == 7
     assert died.reason.startswith(f"the worker running it crashed: {fault.__name__}")
     failed = store.next()
-    assert failed == m.JobFailed(7, died.reason)
+    assert failed == m.JobErrored(7, died.reason)
     assert worker.actor_stopped.wait(5)
     assert store.ref.is_alive()
     assert dispatcher.ref.is_alive()
@@ -358,7 +358,7 @@ def test_a_failed_job_is_not_memoized(stand_ins, start_worker, fault):
     runner = CountingRunner(answer)
     worker = start_worker(runner, memo_bytes=1 << 20)
     failed, done, again = run_all(worker, store, (Q1, Q1, Q1))
-    assert isinstance(failed, m.JobFailed)
+    assert isinstance(failed, m.JobErrored)
     assert failed.job_id == 1
     assert done == m.JobDone(2, b'{"ok": 1.5}')
     assert again == m.JobDone(3, b'{"ok": 1.5}')

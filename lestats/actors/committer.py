@@ -1,9 +1,10 @@
 """The JournalCommitter actor: makes accepted jobs durable, then releases them.
 
-The ResultStore numbers and journals each accepted job and holds it; in batches it hands the
-held jobs over with a descriptor of the journal. One `fdatasync` here makes a whole batch
-durable; only then is each job sent to its Worker and its id answered to its client. So a job
-runs only once it is on disk, and the ResultStore never waits on the disk meanwhile.
+The ResultStore has its store record each accepted job and holds it; in batches it hands the
+held jobs over with the store's commit barrier (for the file store: an `fdatasync` of the
+journal). One barrier here makes a whole batch durable; only then is each job sent to its
+Worker and its id answered to its client. So a job runs only once it is durable, and the
+ResultStore never waits on the disk meanwhile.
 
 Jobs and the shutdown poison leave from here in the order they arrived, so the poison still
 reaches every Worker behind every job accepted before it.
@@ -13,19 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from typing import Any
 
 import pykka
 
-from lestats.actors import messages as m
+from lestats import messages as m
+from lestats.actors.refs import RequestActor
 from lestats.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 
-class JournalCommitter(pykka.ThreadingActor):
-    """Syncs journal descriptors, then sends the held jobs and answers their clients.
+class JournalCommitter(RequestActor):
+    """Runs commit barriers, then sends the held jobs and answers their clients.
 
     If a sync fails, the jobs of that batch never run: their clients are refused and the jobs
     are failed at `store` (their ids are used up, and listed as errors).
@@ -54,19 +55,18 @@ class JournalCommitter(pykka.ThreadingActor):
 
     def _commit(self, message: m.Commit) -> None:
         try:
-            os.fdatasync(message.fd)
-        except OSError as exc:
+            message.barrier()
+        except (OSError, StorageError) as exc:
             log.exception("journal commit failed; %d jobs refused", len(message.jobs))
-            error = StorageError(f"journal not durable ({exc.strerror or exc})")
+            problem = exc.problem if isinstance(exc, StorageError) else exc.strerror or str(exc)
+            error = StorageError(f"journal not durable ({problem})")
             for job in message.jobs:
                 m.refuse(job.reply, error)
                 self._refused.add(job.job_id)
                 with contextlib.suppress(pykka.ActorDeadError):
-                    self._store.tell(m.JobFailed(job.job_id, f"refused: {error}"))
+                    self._store.tell(m.JobErrored(job.job_id, f"refused: {error}"))
         else:
             release(message.jobs)
-        finally:
-            os.close(message.fd)
 
 
 def release(jobs: tuple[m.HeldJob, ...]) -> None:

@@ -11,18 +11,19 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import pykka
-
-from lestats.actors import messages as m
+from lestats import messages as m
+from lestats.actors.refs import RequestActor
 from lestats.errors import ShuttingDown
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import pykka
+
 log = logging.getLogger(__name__)
 
 
-class Dispatcher(pykka.ThreadingActor):
+class Dispatcher(RequestActor):
     """Round-robin over `workers` Workers made by `spawn_worker(dispatcher_ref)`.
 
     Handlers never raise: a submission that cannot be accepted is refused on its reply.

@@ -11,35 +11,40 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, overload
 
 import pykka
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
+from lestats.actors.claims import JobClaims
 from lestats.actors.dispatcher import Dispatcher
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
-from lestats.actors.journal import Journal
 from lestats.actors.result_store import ResultStore
-from lestats.actors.storage import FileResultStorage
 from lestats.actors.worker import MEMO_BYTES, Worker
-from lestats.data.query import Query, make_query
-from lestats.data.statistics import compute
-from lestats.errors import JobFailed, Overloaded, ShuttingDown
+from lestats.data.query import Query
+from lestats.data.statistics import default_registry
+from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown
+from lestats.stores.base import NO_RETENTION_LIMIT, Retention
+from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
     from concurrent.futures import Future
     from types import TracebackType
 
     from lestats.data.dataset import Dataset
+    from lestats.data.query import ParamValue
+    from lestats.data.registry import Registry
+    from lestats.data.statistics import CourseStatistic
+    from lestats.stores.base import JobStore
 
 
-JOURNAL_NAME = "journal.jsonl"
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
-DEFAULT_CACHE_BYTES = 16 << 20
+LIST_PAGE = 10_000
+"""Jobs listed per message to the ResultStore: other messages get through between pages."""
 
 
 def default_workers() -> int:
@@ -51,11 +56,14 @@ def default_workers() -> int:
 
 
 class Engine:
-    """A Dispatcher, N Workers and a ResultStore over one Dataset and one results directory.
+    """A Dispatcher, N Workers and a ResultStore over one Dataset and one job store.
 
     Use it as a context manager (`with Engine(dataset) as engine:`), or call `start` and
     `shutdown`. Shutdown drains: every accepted job finishes first. Two engines in one process are
-    independent; they must not share a results directory.
+    independent; they cannot share a results directory (the second gets `StorageError`).
+
+    The store is `store` if given (a `MemoryStore`, say), else a `FileStore` on `results_dir`.
+    With `retention`, finished jobs beyond its limits are forgotten as jobs finish.
 
     Back-pressure: at most `max_pending` accepted jobs are unfinished (then `Overloaded`), and at
     most `max_requests` requests wait on the actors at once (then `Overloaded`), so no mailbox
@@ -68,20 +76,30 @@ class Engine:
         *,
         workers: int | None = None,
         results_dir: str | os.PathLike[str] = "results",
+        store: JobStore | None = None,
+        retention: Retention = NO_RETENTION_LIMIT,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_requests: int = DEFAULT_MAX_REQUESTS,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
-        runner: Callable[[Dataset, Query], object] = compute,
+        registry: Registry | None = None,
+        runner: Callable[[Dataset, Query], object] | None = None,
     ) -> None:
         """Configure; nothing runs until `start`.
 
-        `cache_bytes` bounds the results the ResultStore keeps in memory (the rest is read from
-        disk; the event loop's copy of finished jobs takes a quarter of that again); `runner`
-        computes a job (tests inject slow or failing ones).
+        `cache_bytes` bounds the results the file store keeps in memory (the rest is read from
+        disk; the event loop's copy of finished jobs takes a quarter of that again).
+        `registry` is the table of statistics jobs may ask for (default: the nine course
+        statistics); it is frozen at `start`. `runner` replaces the registry's functions when
+        computing a job (tests inject slow or failing ones); its answers are never memoized.
         """
         self.dataset = dataset
+        self.registry = registry if registry is not None else default_registry()
         self.workers = workers if workers is not None else default_workers()
         self.results_dir = Path(results_dir)
+        self.job_store: JobStore = (
+            store if store is not None else FileStore(self.results_dir, cache_bytes=cache_bytes)
+        )
+        self.retention = retention
         self.max_pending = max_pending
         self._cache_bytes = cache_bytes
         self._runner = runner
@@ -100,17 +118,25 @@ class Engine:
         """Start the actors; jobs left unfinished in the results directory run again."""
         if self._store is not None or self._drained is not None:
             raise RuntimeError("an Engine starts once; make a new one (same results_dir is fine)")
-        storage = FileResultStorage(self.results_dir, cache_bytes=self._cache_bytes)
-        store = ResultStore.start(
-            storage, Journal(self.results_dir / JOURNAL_NAME), self.max_pending
-        )
-        dataset, runner, abandon = self.dataset, self._runner, self._abandon
-
-        # Only the built-in runner is known to be pure; an injected one runs for every job.
-        memo_bytes = MEMO_BYTES if runner is compute else 0
+        claims = JobClaims()
+        store = ResultStore.start(self.job_store, self.max_pending, self.retention, claims)
+        self.registry.freeze()
+        dataset, registry, abandon = self.dataset, self.registry, self._abandon
+        runner = self._runner or registry.run
+        # The registry says which statistics are pure; an injected runner runs for every job.
+        memo_bytes = MEMO_BYTES if self._runner is None else 0
 
         def spawn_worker(dispatcher: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
-            return Worker.start(dataset, runner, store, dispatcher, abandon, memo_bytes=memo_bytes)
+            return Worker.start(
+                dataset,
+                runner,
+                store,
+                dispatcher,
+                abandon,
+                memo_bytes=memo_bytes,
+                claims=claims,
+                pure=registry.is_pure,
+            )
 
         try:
             dispatcher = Dispatcher.start(store, spawn_worker, self.workers)
@@ -194,33 +220,82 @@ class Engine:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    def query(self, endpoint: str, question: object, state: object = None) -> Query:
-        """Validate a request against this engine's dataset.
+    def query(
+        self, kind: str, arguments: Mapping[str, object] | None = None, /, **params: object
+    ) -> Query:
+        """Validate a request against this engine's registry and dataset: the Query it asks for.
+
+        The arguments come as a mapping (a JSON body), as keywords, or both; None counts as
+        absent. A course statistic ignores arguments it does not take (spec §4).
 
         Raises:
-            InvalidQuery: unknown endpoint, question or state, or wrong types.
+            InvalidQuery: unknown statistic, question, state or parameter, or a wrong type.
         """
-        return make_query(endpoint, question, state, states=self.dataset.state_set)
+        given = {**(arguments or {}), **params}
+        return self.registry.validate(
+            kind, {k: v for k, v in given.items() if v is not None}, self.dataset
+        )
 
-    def submit(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    def submit(self, kind: CourseStatistic, question: str, state: str | None = None) -> str: ...
+    @overload
+    def submit(self, kind: Query) -> str: ...
+    @overload
+    def submit(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    def submit(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """Accept a job and return its id (`job_id_N`) once it is journaled.
+
+        `kind` is a statistic's name with its arguments (a course statistic takes `question`
+        and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
+        or a `Query` made by `query`.
 
         Raises:
             InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
         """
-        return format_job_id(
-            self._call(self._dispatcher, self._submission(endpoint, question, state))
-        )
+        message = self._submission(kind, question, state, params)
+        return format_job_id(self._call(self._dispatcher, message))
 
-    async def submit_async(self, endpoint: str, question: object, state: object = None) -> str:
+    @overload
+    async def submit_async(
+        self, kind: CourseStatistic, question: str, state: str | None = None
+    ) -> str: ...
+    @overload
+    async def submit_async(self, kind: Query) -> str: ...
+    @overload
+    async def submit_async(
+        self,
+        kind: str,
+        *,
+        question: str | None = None,
+        state: str | None = None,
+        **params: ParamValue | list[str] | list[int],
+    ) -> str: ...
+    async def submit_async(
+        self, kind: str | Query, question: object = None, state: object = None, **params: object
+    ) -> str:
         """`submit` without blocking the event loop."""
-        message = self._submission(endpoint, question, state)
+        message = self._submission(kind, question, state, params)
         return format_job_id(await self._call_async(self._dispatcher, message))
 
-    def _submission(self, endpoint: str, question: object, state: object) -> m.SubmitJob:
+    def _submission(
+        self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
+    ) -> m.SubmitJob:
         if not self.accepting:
             raise ShuttingDown
-        return m.SubmitJob(self.query(endpoint, question, state))
+        if not isinstance(kind, Query):
+            return m.SubmitJob(self.query(kind, params, question=question, state=state))
+        if kind.kind not in self.registry:
+            raise InvalidQuery(f"unknown endpoint {kind.kind!r}", self.registry.names)
+        return m.SubmitJob(kind)
 
     def outcome(self, job_id: str | int) -> JobOutcome:
         """The job's status now, with its JSON result or error reason.
@@ -289,13 +364,70 @@ class Engine:
         """`result` without blocking the event loop."""
         return _data(format_job_id(parse_job_id(job_id)), await self.wait_async(job_id, timeout))
 
-    def jobs(self) -> list[tuple[str, JobStatus]]:
-        """Every issued job id with its status, in id order."""
-        return [(format_job_id(i), s) for i, s in self._call(self._store, m.ListJobs())]
+    def jobs(self, after: int = 0, limit: int | None = None) -> list[tuple[str, JobStatus]]:
+        """Issued job ids above `after` (all by default) with their statuses, in id order.
 
-    async def jobs_async(self) -> list[tuple[str, JobStatus]]:
+        At most `limit` of them (None: all, asked page by page). Forgotten jobs are not listed.
+        """
+        listed: list[tuple[str, JobStatus]] = []
+        while limit is None or len(listed) < limit:
+            size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - len(listed))
+            page = self._call(self._store, m.ListJobs(after, size))
+            listed.extend((format_job_id(i), s) for i, s in page)
+            if len(page) < size:
+                break
+            after = page[-1][0]
+        return listed
+
+    async def jobs_async(
+        self, after: int = 0, limit: int | None = None
+    ) -> list[tuple[str, JobStatus]]:
         """`jobs` without blocking the event loop."""
-        return [(format_job_id(i), s) for i, s in await self._call_async(self._store, m.ListJobs())]
+        return [job async for page in self.job_pages(after, limit) for job in page]
+
+    async def job_pages(
+        self, after: int = 0, limit: int | None = None
+    ) -> AsyncIterator[list[tuple[str, JobStatus]]]:
+        """`jobs_async`, a page at a time (for streaming a long list)."""
+        given = 0
+        while limit is None or given < limit:
+            size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
+            page = await self._call_async(self._store, m.ListJobs(after, size))
+            if page:
+                yield [(format_job_id(i), s) for i, s in page]
+                given += len(page)
+            if len(page) < size:
+                return
+            after = page[-1][0]
+
+    def cancel(self, job_id: str | int) -> bool:
+        """Cancel a queued job: it ends `error` with reason `cancelled`.
+
+        False (and nothing changes) if it is running or finished already.
+
+        Raises:
+            UnknownJob: not a job id.
+        """
+        cancelled: bool = self._call(self._store, m.CancelJob(parse_job_id(job_id)))
+        return cancelled
+
+    async def cancel_async(self, job_id: str | int) -> bool:
+        """`cancel` without blocking the event loop."""
+        cancelled: bool = await self._call_async(self._store, m.CancelJob(parse_job_id(job_id)))
+        return cancelled
+
+    def forget(self, job_id: str | int) -> bool:
+        """Forget a finished job: its result is dropped and it answers `error`, reason `expired`.
+
+        False (and nothing changes) if it is unfinished, unknown or forgotten already.
+        """
+        forgotten: bool = self._call(self._store, m.ForgetJob(parse_job_id(job_id)))
+        return forgotten
+
+    async def forget_async(self, job_id: str | int) -> bool:
+        """`forget` without blocking the event loop."""
+        forgotten: bool = await self._call_async(self._store, m.ForgetJob(parse_job_id(job_id)))
+        return forgotten
 
     def num_jobs(self) -> int:
         """How many accepted jobs are unfinished (queued or running)."""

@@ -1,30 +1,35 @@
-"""The ResultStore actor: the one owner of job state — ids, statuses, result files, the journal.
+"""The ResultStore actor: the one owner of job state, through the `JobStore` it is given.
 
-Job state stays small in memory: the unfinished jobs (bounded by the pending limit) and the
-failed ones with their reasons. Every other issued id is done, and its result is on disk.
+The store (files, memory, Redis: see `lestats.stores.base`) owns ids, statuses, the record of
+accepted jobs and results. This actor keeps what only the running process needs: the messages,
+who waits on which job, the replies held for the group commit, the subscribers, and which
+Worker runs which unfinished job (bounded by the pending limit).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
 
-from lestats.actors import messages as m
+from lestats import messages as m
+from lestats.actors.claims import JobClaims
 from lestats.actors.committer import JournalCommitter, release, send
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
+from lestats.actors.refs import RequestActor
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
+from lestats.stores.base import NO_RETENTION_LIMIT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from concurrent.futures import Future
 
-    from lestats.actors.journal import Journal
-    from lestats.actors.storage import ResultStorage
     from lestats.data.query import Query
+    from lestats.stores.base import JobStore, Retention
 
 log = logging.getLogger(__name__)
 
@@ -32,46 +37,62 @@ COMMIT_BATCH = 256
 """Hand held replies to the committer once this many are waiting, even if more work is queued."""
 COMMIT_DELAY = 0.002
 """...or once the oldest has waited this many seconds."""
+RETRY_FIRST = 0.05
+"""Seconds before the first retry of results the store could not record (a full disk)..."""
+RETRY_MAX = 2.0
+"""...doubling up to this."""
+CANCELLED = "cancelled"
+"""The reason of a job cancelled before it ran."""
 
+class ResultStore(RequestActor):
+    """Numbers and records accepted jobs, hands them out once durable, answers about them.
 
-class ResultStore(pykka.ThreadingActor):
-    """Numbers, journals and hands out accepted jobs; persists results; answers about them.
-
-    A job's id is answered only once its journal line is on disk (group commit, through the
-    JournalCommitter). A result is saved before its job reads `done`; a job whose result cannot be
-    saved ends `error`. Handlers never raise: a request that cannot be served is refused on its
-    `reply`.
+    A job's id is answered only once the store's commit barrier has run (group commit, through
+    the JournalCommitter). A result is recorded before its job reads `done`. When the store
+    cannot record a finished job for a while (a full disk), the job stays `running` and is
+    retried with backoff until it can, or the engine stops. Handlers never raise: a request
+    that cannot be served is refused on its `reply`.
     """
 
-    def __init__(self, storage: ResultStorage, journal: Journal, max_pending: int) -> None:
-        """Replay the journal (in the caller's thread, so a bad results directory fails `start`)."""
+    def __init__(
+        self,
+        store: JobStore,
+        max_pending: int,
+        retention: Retention = NO_RETENTION_LIMIT,
+        claims: JobClaims | None = None,
+    ) -> None:
+        """Open the store (in the caller's thread, so a bad store fails `start`)."""
         super().__init__()
-        self._storage = storage
-        self._journal = journal
+        self._store = store
         self._max_pending = max_pending
-        state = journal.replay()
-        self._next_id = max(state.next_id, storage.highest_id() + 1)
-        self._failed: dict[int, str] = state.failed
-        self._pending: dict[int, tuple[Query, str]] = {
-            job_id: (query, "")
-            for job_id, query in sorted(state.unfinished.items())
-            if not storage.exists(job_id)
+        self._retention = retention
+        self._expiring = retention.keep_last is not None or retention.max_age is not None
+        self._claims = claims or JobClaims()
+        recovered = store.open(self._finished_elsewhere)
+        try:
+            if self._expiring:
+                store.expire(retention)
+        except BaseException:
+            store.close()
+            raise
+        self._running: dict[int, tuple[Query, str]] = {
+            job_id: (query, "") for job_id, query in recovered.unfinished
         }
-        self._recovered = tuple(self._pending)
+        self._recovered = tuple(self._running)
         self._watchers: defaultdict[int, list[Future[JobOutcome]]] = defaultdict(list)
         self._held: list[m.HeldJob] = []
         self._held_since = 0.0
         self._subscribers: list[Callable[[tuple[tuple[int, JobOutcome], ...]], None]] = []
         self._finished: list[tuple[int, JobOutcome]] = []
+        self._finished_since_expiry = 0
+        self._unrecorded: dict[int, m.JobDone | m.JobErrored] = {}
+        """Finished jobs the store could not record yet (transient trouble), in finish order."""
+        self._trouble = ""
+        """What the store said at the last transient refusal."""
+        self._retry_delay = RETRY_FIRST
+        self._retries = 0
+        self._retry_timer: threading.Timer | None = None
         self._committer: pykka.ActorRef[Any] | None = None
-        storage.sync()
-        journal.compact(self._next_id, self._unfinished(), self._failed)
-        if self._recovered or state.skipped_lines:
-            log.info(
-                "journal replayed: %d unfinished jobs to run again, %d unreadable lines skipped",
-                len(self._recovered),
-                state.skipped_lines,
-            )
 
     def on_start(self) -> None:
         """Start the committer this store hands its journal batches to."""
@@ -98,81 +119,185 @@ class ResultStore(pykka.ThreadingActor):
             self._release_held()
         if self._finished and (len(self._finished) >= COMMIT_BATCH or self.actor_inbox.empty()):
             self._publish_finished()
+        if self._finished_since_expiry and (
+            self._finished_since_expiry >= COMMIT_BATCH or self.actor_inbox.empty()
+        ):
+            self._expire()
 
     def on_failure(self, *exc_info: object) -> None:
-        """Do not leave the committer running if this store dies anyway."""
+        """Do not leave the committer running, nor the store locked, if this actor dies anyway."""
         del exc_info
+        self._stop_retrying()
         if self._committer is not None:
             self._committer.stop(block=False)
+        self._store.close()
 
     def on_stop(self) -> None:
-        """Commit and answer what is held, refuse what is queued, close the journal."""
+        """Commit and answer what is held, refuse what is queued, close the store."""
         m.refuse_queued(self.actor_inbox, ShuttingDown())
+        self._stop_retrying()
         self._commit_here()
         for watchers in self._watchers.values():
             for reply in watchers:
                 m.answer(reply, RUNNING)
         self._watchers.clear()
-        if self._committer is not None:
-            self._committer.stop(block=True)
-        self._journal.close()
+        if self._unrecorded:
+            log.warning(
+                "%d finished jobs could not be recorded; they run again at the next start",
+                len(self._unrecorded),
+            )
+        try:
+            self._store.close()  # first: once the committer is gone, the store is free again
+        finally:
+            if self._committer is not None:
+                self._committer.stop(block=True)
 
     # --- jobs ------------------------------------------------------------------------------------
 
     def _register(self, message: m.RegisterJob) -> None:
-        if len(self._pending) >= self._max_pending:
+        if len(self._running) >= self._max_pending:
             limit = self._max_pending
             m.refuse(
                 message.reply, Overloaded(f"too many jobs pending (at most {limit}); retry later")
             )
             return
-        job_id = self._next_id
         try:
-            self._journal.record_submitted(job_id, message.query)
-        except OSError as exc:
-            log.exception("cannot journal job %d", job_id)
-            m.refuse(message.reply, StorageError(f"journal not writable ({exc.strerror or exc})"))
+            job_id = self._store.accept(message.query)
+        except StorageError as exc:
+            log.error("cannot record a job: %s", exc.problem)  # noqa: TRY400 - it says it all
+            m.refuse(message.reply, exc)
             return
-        self._next_id += 1
-        self._pending[job_id] = (message.query, message.worker.actor_urn)
+        self._running[job_id] = (message.query, message.worker.actor_urn)
         if not self._held:
             self._held_since = time.monotonic()
         self._held.append(m.HeldJob(message.reply, job_id, message.worker, message.query))
 
-    def _done(self, message: m.JobDone) -> None:
-        if message.job_id not in self._pending:
-            log.warning("result for job %d, which is not running; ignored", message.job_id)
+    def _done(self, message: m.JobDone | m.JobErrored) -> None:
+        if message.job_id not in self._running:
+            log.warning("report of job %d, which is not running; ignored", message.job_id)
             return
-        try:
-            self._storage.save(message.job_id, message.result)
-        except OSError as exc:
-            log.exception("cannot save the result of job %d", message.job_id)
-            self._fail(message.job_id, f"could not save the result: {exc.strerror or exc}")
+        if self._unrecorded:  # an episode of trouble: keep the order, retry together
+            self._unrecorded[message.job_id] = message
             return
-        del self._pending[message.job_id]
-        self._notify(message.job_id, JobOutcome(JobStatus.DONE, message.result))
-        self._compact_if_due()
+        if not self._record(message):
+            self._unrecorded[message.job_id] = message
+            log.warning(
+                "cannot record finished jobs (%s); they stay running and are retried", self._trouble
+            )
+            self._schedule_retry()
 
-    def _job_failed(self, message: m.JobFailed) -> None:
-        if message.job_id not in self._pending:
-            log.warning("failure of job %d, which is not running; ignored", message.job_id)
-            return
-        self._fail(message.job_id, message.reason)
-
-    def _fail(self, job_id: int, reason: str) -> None:
-        del self._pending[job_id]
-        self._failed[job_id] = reason
+    def _record(self, message: m.JobDone | m.JobErrored) -> bool:
+        """Record a finished job in the store; False on transient trouble (retry later)."""
+        job_id = message.job_id
         try:
-            self._journal.record_failed(job_id, reason)
-        except OSError:
-            log.exception("cannot journal the failure of job %d", job_id)
-        self._notify(job_id, JobOutcome(JobStatus.ERROR, reason=reason))
+            if isinstance(message, m.JobDone):
+                recorded = self._store.complete(job_id, message.result)
+                outcome = JobOutcome(JobStatus.DONE, message.result)
+            else:
+                recorded = self._store.fail(job_id, message.reason)
+                outcome = JobOutcome(JobStatus.ERROR, reason=message.reason)
+        except StorageError as exc:
+            if exc.transient:
+                self._trouble = exc.problem
+                return False
+            if isinstance(message, m.JobDone):
+                log.error("cannot save the result of job %d: %s", job_id, exc.problem)  # noqa: TRY400
+                return self._record(m.JobErrored(job_id, exc.problem))
+            log.exception("cannot record the failure of job %d; it runs at the next start", job_id)
+            recorded, outcome = False, RUNNING
+        del self._running[job_id]
+        self._claims.finished(job_id)
+        if recorded:
+            self._notify(job_id, outcome)
+        return True
+
+    def _schedule_retry(self) -> None:
+        timer = threading.Timer(self._retry_delay, self._tell_retry)
+        timer.daemon = True
+        timer.name = "ResultStoreRetry"
+        self._retry_timer = timer
+        timer.start()
+
+    def _tell_retry(self) -> None:
+        try:
+            self.actor_ref.tell(m.RetrySaves())
+        except pykka.ActorDeadError:
+            log.debug("retry timer fired after the store stopped")
+
+    def _retry(self, message: m.RetrySaves) -> None:
+        del message
+        self._retry_timer = None
+        self._retries += 1
+        while self._unrecorded:
+            job_id, finished = next(iter(self._unrecorded.items()))
+            if not self._record(finished):
+                self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+                self._schedule_retry()
+                return
+            del self._unrecorded[job_id]
+        log.warning("finished jobs recorded again, after %d retries", self._retries)
+        self._retries, self._retry_delay = 0, RETRY_FIRST
+
+    def _stop_retrying(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
 
     def _notify(self, job_id: int, outcome: JobOutcome) -> None:
         for reply in self._watchers.pop(job_id, ()):
             m.answer(reply, outcome)
         if self._subscribers:
             self._finished.append((job_id, outcome))
+        if self._expiring:
+            self._finished_since_expiry += 1
+
+    def _cancel(self, message: m.CancelJob) -> None:
+        job_id = message.job_id
+        if job_id not in self._running or job_id in self._unrecorded:
+            m.answer(message.reply, False)  # noqa: FBT003 - a reply value
+            return
+        if not self._claims.cancel(job_id):
+            m.answer(message.reply, False)  # noqa: FBT003
+            return
+        try:
+            recorded = self._store.fail(job_id, CANCELLED)
+        except StorageError as exc:
+            self._claims.uncancel(job_id)
+            m.refuse(message.reply, exc)
+            return
+        del self._running[job_id]
+        self._claims.finished(job_id)
+        if recorded:
+            self._notify(job_id, JobOutcome(JobStatus.ERROR, reason=CANCELLED))
+        m.answer(message.reply, recorded)
+
+    def _forget(self, message: m.ForgetJob) -> None:
+        try:
+            forgotten = self._store.forget(message.job_id)
+        except StorageError as exc:
+            m.refuse(message.reply, exc)
+            return
+        m.answer(message.reply, forgotten)
+
+    def _expire(self) -> None:
+        self._finished_since_expiry = 0
+        try:
+            self._store.expire(self._retention)
+        except StorageError as exc:
+            log.warning("cannot forget old jobs now: %s", exc.problem)
+
+    def _finished_elsewhere(self, job_ids: Sequence[int]) -> None:
+        """The store's `notify`: runs in any thread, so it only tells this actor."""
+        try:
+            self.actor_ref.tell(m.FinishedElsewhere(tuple(job_ids)))
+        except pykka.ActorDeadError:
+            log.debug("jobs finished elsewhere after the store stopped")
+
+    def _settle_elsewhere(self, message: m.FinishedElsewhere) -> None:
+        for job_id in message.job_ids:
+            if self._running.pop(job_id, None) is not None:
+                self._claims.finished(job_id)
+            self._notify(job_id, self._store.outcome(job_id))
 
     def _subscribe(self, message: m.Subscribe) -> None:
         self._subscribers.append(message.push)
@@ -195,31 +320,22 @@ class ResultStore(pykka.ThreadingActor):
 
     # --- queries ---------------------------------------------------------------------------------
 
-    def _outcome(self, job_id: int) -> JobOutcome:
-        if job_id in self._pending:
-            return RUNNING
-        if (reason := self._failed.get(job_id)) is not None:
-            return JobOutcome(JobStatus.ERROR, reason=reason)
-        if not 1 <= job_id < self._next_id:
-            raise UnknownJob(job_id)
-        try:
-            return JobOutcome(JobStatus.DONE, self._storage.load(job_id))
-        except FileNotFoundError:
-            return JobOutcome(JobStatus.ERROR, reason=f"the result file of job_id_{job_id} is gone")
-        except OSError as exc:
-            return JobOutcome(JobStatus.ERROR, reason=f"cannot read the result: {exc.strerror}")
-
     def _get_outcome(self, message: m.GetOutcome) -> None:
         try:
-            m.answer(message.reply, self._outcome(message.job_id))
+            m.answer(message.reply, self._store.outcome(message.job_id))
         except UnknownJob as exc:
             m.refuse(message.reply, exc)
 
     def _watch(self, message: m.WatchJob) -> None:
-        if message.job_id in self._pending:
+        try:
+            outcome = self._store.outcome(message.job_id)
+        except UnknownJob as exc:
+            m.refuse(message.reply, exc)
+            return
+        if outcome.status is JobStatus.RUNNING:
             self._watchers[message.job_id].append(message.reply)
         else:
-            self._get_outcome(m.GetOutcome(message.job_id, message.reply))
+            m.answer(message.reply, outcome)
 
     def _unwatch(self, message: m.Unwatch) -> None:
         watchers = self._watchers.get(message.job_id)
@@ -229,24 +345,10 @@ class ResultStore(pykka.ThreadingActor):
                 del self._watchers[message.job_id]
 
     def _list(self, message: m.ListJobs) -> None:
-        pending, failed = self._pending, self._failed
-        m.answer(
-            message.reply,
-            tuple(
-                (
-                    job_id,
-                    JobStatus.RUNNING
-                    if job_id in pending
-                    else JobStatus.ERROR
-                    if job_id in failed
-                    else JobStatus.DONE,
-                )
-                for job_id in range(1, self._next_id)
-            ),
-        )
+        m.answer(message.reply, tuple(self._store.statuses(message.after, message.limit)))
 
     def _count(self, message: m.CountPending) -> None:
-        m.answer(message.reply, len(self._pending))
+        m.answer(message.reply, self._store.unfinished_count())
 
     # --- supervision, recovery, shutdown ---------------------------------------------------------
 
@@ -265,10 +367,10 @@ class ResultStore(pykka.ThreadingActor):
         ]
         held = {job.job_id for job in self._held}
         moved = []
-        for job_id, (query, worker) in sorted(self._pending.items()):
+        for job_id, (query, worker) in sorted(self._running.items()):
             if worker == dead:
-                self._pending[job_id] = (query, replacement.actor_urn)
-                if job_id not in held:
+                self._running[job_id] = (query, replacement.actor_urn)
+                if job_id not in held and job_id not in self._unrecorded:
                     moved.append((job_id, query))
         log.warning("%d unfinished jobs of dead worker %s moved", len(moved), dead)
         move = m.MoveJobs(tuple(moved), replacement, message.poison)
@@ -282,9 +384,9 @@ class ResultStore(pykka.ThreadingActor):
 
     def _assign(self, message: m.AssignJobs) -> None:
         for job_id, worker in message.assignments:
-            if job_id in self._pending:
-                query = self._pending[job_id][0]
-                self._pending[job_id] = (query, worker.actor_urn)
+            if job_id in self._running:
+                query = self._running[job_id][0]
+                self._running[job_id] = (query, worker.actor_urn)
                 send(worker, m.RunJob(job_id, query))
 
     def _take_recovered(self, message: m.TakeRecovered) -> None:
@@ -302,75 +404,76 @@ class ResultStore(pykka.ThreadingActor):
             self._committer.tell(message)
 
     def _engine_drained(self, message: m.EngineDrained) -> None:
-        if self._pending:
+        if self._running:
             log.warning(
-                "%d jobs unfinished at shutdown stay in the journal; they run at the next start",
-                len(self._pending),
+                "%d jobs unfinished at shutdown stay recorded; they run at the next start",
+                len(self._running),
             )
+        self._stop_retrying()
         self._commit_here()
-        self._compact()
         m.answer(message.drained, None)
 
-    # --- journal ---------------------------------------------------------------------------------
+    # --- the group commit ------------------------------------------------------------------------
 
     def _release_held(self) -> None:
-        try:
-            self._hand_over()
-        except OSError:
-            log.exception("cannot hand the journal to the committer; committing here")
-            self._commit_here()
-
-    def _hand_over(self) -> None:
-        """Give the held replies to the committer, with a descriptor of the journal to sync."""
-        fd = self._journal.duplicate_descriptor()
-        if fd is None or self._committer is None:
-            self._commit_here()
-            return
+        """Give the held replies to the committer with the store's barrier, or release them."""
         held, self._held = tuple(self._held), []
-        self._journal.mark_committed()
-        self._committer.tell(m.Commit(fd, held))
+        try:
+            barrier = self._store.commit_barrier()
+        except StorageError as exc:
+            log.exception("journal commit failed")
+            self._refuse_held(held, exc)
+            return
+        if barrier is None:
+            release(held)
+        elif self._committer is None:
+            self._answer_after(barrier, held)
+        else:
+            self._committer.tell(m.Commit(barrier, held))
 
     def _commit_here(self) -> None:
         """Commit in this thread and answer what is held (at shutdown)."""
         held, self._held = tuple(self._held), []
-        self._answer_after_commit(held)
-
-    def _answer_after_commit(self, held: tuple[m.HeldJob, ...]) -> None:
         try:
-            self._journal.commit()
-        except OSError as exc:
+            barrier = self._store.commit_barrier()
+        except StorageError as exc:
             log.exception("journal commit failed")
-            error = StorageError(f"journal not durable ({exc.strerror or exc})")
-            for job in held:
-                m.refuse(job.reply, error)
-                if job.job_id in self._pending:
-                    self._fail(job.job_id, f"refused: {error}")
+            self._refuse_held(held, exc)
+            return
+        if barrier is None:
+            release(held)
+        else:
+            self._answer_after(barrier, held)
+
+    def _answer_after(self, barrier: Callable[[], None], held: tuple[m.HeldJob, ...]) -> None:
+        try:
+            barrier()
+        except (OSError, StorageError) as exc:
+            log.exception("journal commit failed")
+            problem = exc.problem if isinstance(exc, StorageError) else exc.strerror or str(exc)
+            self._refuse_held(held, StorageError(f"journal not durable ({problem})"))
             return
         release(held)
 
-    def _unfinished(self) -> list[tuple[int, Query]]:
-        return [(job_id, query) for job_id, (query, _) in sorted(self._pending.items())]
-
-    def _compact_if_due(self) -> None:
-        if self._journal.due_for_compaction(len(self._pending) + len(self._failed)):
-            self._compact()
-
-    def _compact(self) -> None:
-        try:
-            self._storage.sync()  # done jobs leave the journal: their results must be on disk
-            self._journal.compact(self._next_id, self._unfinished(), self._failed)
-        except OSError:
-            log.exception("journal compaction failed; still appending to the old journal")
+    def _refuse_held(self, held: tuple[m.HeldJob, ...], error: StorageError) -> None:
+        for job in held:
+            m.refuse(job.reply, error)
+            if job.job_id in self._running:
+                self._done(m.JobErrored(job.job_id, f"refused: {error}"))
 
     _handlers: ClassVar[dict[type, Any]] = {
         m.RegisterJob: _register,
         m.JobDone: _done,
-        m.JobFailed: _job_failed,
+        m.JobErrored: _done,
         m.GetOutcome: _get_outcome,
         m.WatchJob: _watch,
         m.Unwatch: _unwatch,
         m.ListJobs: _list,
         m.CountPending: _count,
+        m.CancelJob: _cancel,
+        m.ForgetJob: _forget,
+        m.RetrySaves: _retry,
+        m.FinishedElsewhere: _settle_elsewhere,
         m.Subscribe: _subscribe,
         m.Unsubscribe: _unsubscribe,
         m.Reassign: _reassign,

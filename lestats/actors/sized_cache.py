@@ -51,6 +51,12 @@ class SizedCache(Generic[K, V]):
             _, evicted = self._entries.popitem(last=False)
             self.bytes -= self._size(evicted)
 
+    def pop(self, key: K) -> None:
+        """Forget `key`, if kept."""
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.bytes -= self._size(previous)
+
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from lestats import jsonio
-from lestats.actors import messages as m
+from lestats import messages as m
+from lestats.actors.refs import RequestActor
 from lestats.actors.sized_cache import SizedCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from lestats.actors.claims import JobClaims
     from lestats.data.dataset import Dataset
     from lestats.data.query import Query
 
@@ -34,17 +36,19 @@ class WorkerCrashedError(Exception):
     """
 
 
-class Worker(pykka.ThreadingActor):
+class Worker(RequestActor):
     """Runs jobs in arrival order and reports each to the ResultStore as done or failed.
 
     An exception in a job fails that job and the Worker carries on. Only a fatal fault kills the
     Worker; its Dispatcher then replaces it and moves its queued jobs to the replacement.
     The Dataset is shared by reference, never copied. Once `abandon` is set (a shutdown without
     drain), queued jobs are skipped unreported: they stay in the journal and run at the next start.
+    With `claims`, a job cancelled while queued is skipped too.
 
-    With `memo_bytes`, the runner is taken to be pure (the dataset never changes, so a query's
-    answer never does): the encoded results of recent queries are kept, up to that many bytes,
-    and a repeated query costs a lookup instead of a computation and a JSON encoding.
+    With `memo_bytes`, the encoded results of recent queries that `pure` accepts (by default,
+    every query: the dataset never changes, so a pure statistic's answer never does) are kept,
+    up to that many bytes, and a repeated query costs a lookup instead of a computation and a
+    JSON encoding.
     """
 
     def __init__(
@@ -56,8 +60,11 @@ class Worker(pykka.ThreadingActor):
         abandon: threading.Event | None = None,
         *,
         memo_bytes: int = 0,
+        claims: JobClaims | None = None,
+        pure: Callable[[Query], bool] | None = None,
     ) -> None:
         super().__init__()
+        self._claims = claims
         self._abandon = abandon or threading.Event()
         self._dataset = dataset
         self._runner = runner
@@ -65,6 +72,7 @@ class Worker(pykka.ThreadingActor):
         self._dispatcher = dispatcher
         self._current: int | None = None
         self._memo: SizedCache[Query, bytes] = SizedCache(memo_bytes)
+        self._pure = pure
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
         """Run a job, or stop after the jobs queued before the poison."""
@@ -79,15 +87,17 @@ class Worker(pykka.ThreadingActor):
     def _run(self, job: m.RunJob) -> None:
         if self._abandon.is_set():
             return
+        if self._claims is not None and not self._claims.start(job.job_id):
+            return  # cancelled while it was queued: the ResultStore already failed it
         self._current = job.job_id
         try:
             result = self._result(job.query)
         except Exception as exc:
             log.exception("job %d failed", job.job_id)
-            self._store.tell(m.JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
+            self._store.tell(m.JobErrored(job.job_id, f"{type(exc).__name__}: {exc}"))
         except BaseException as exc:
             reason = f"the worker running it crashed: {type(exc).__name__}: {exc}"
-            self._store.tell(m.JobFailed(job.job_id, reason))
+            self._store.tell(m.JobErrored(job.job_id, reason))
             raise WorkerCrashedError(reason) from exc
         else:
             self._store.tell(m.JobDone(job.job_id, result))
@@ -95,6 +105,8 @@ class Worker(pykka.ThreadingActor):
 
     def _result(self, query: Query) -> bytes:
         """The query's encoded answer, from the memo when it is there."""
+        if self._pure is not None and not self._pure(query):
+            return jsonio.dumps(self._runner(self._dataset, query))
         result = self._memo.get(query)
         if result is None:
             result = jsonio.dumps(self._runner(self._dataset, query))

@@ -1,6 +1,8 @@
-"""The nine questions the service answers, and which way is better for each.
+"""The course's nine questions, and which way is better for each (spec §2).
 
-The direction decides what `best5` and `worst5` mean; the strings must match exactly (spec §2).
+The direction decides what `best5` and `worst5` mean; the strings must match exactly. They seed
+the default statistics registry (`statistics.default_registry`), which also accepts the
+dataset's other questions and the directions an embedder declares.
 """
 
 from __future__ import annotations
@@ -33,13 +35,3 @@ BEST_IS_MAX: tuple[str, ...] = (
     "Percent of adults who engage in muscle-strengthening activities on 2 or more days a week",
 )
 """Questions where a higher percentage is better (more activity)."""
-
-QUESTIONS: frozenset[str] = frozenset(BEST_IS_MIN + BEST_IS_MAX)
-"""Exactly the valid question strings."""
-
-_BEST_IS_MIN = frozenset(BEST_IS_MIN)
-
-
-def best_is_min(question: str) -> bool:
-    """Tell whether a lower value is the better one for `question` (one of the nine)."""
-    return question in _BEST_IS_MIN

@@ -29,7 +29,7 @@ def create_app(engine: Engine, *, max_body: int = MAX_BODY_BYTES) -> web.Applica
     app = web.Application(client_max_size=max_body, middlewares=[log_and_map_errors])
     app[ENGINE] = engine
     app[CLOSING] = asyncio.Event()
-    app.add_routes(routes())
+    app.add_routes(routes(engine.registry))
     app.add_routes(page_routes())
     app.on_shutdown.append(_release_waiters)
     app.cleanup_ctx.append(_engine_life)

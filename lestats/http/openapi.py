@@ -1,14 +1,17 @@
 """The OpenAPI 3.1 description of the HTTP API, served at `/api/openapi.json`.
 
-Built from the same endpoint and question lists the server uses, so it cannot drift from them;
-the fuzz tests check every answer of the server against it.
+Derived from the engine's statistics registry and its dataset (the same table that makes the
+routes and validates requests), so it cannot drift from them; the fuzz tests check every answer
+of the server against it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lestats.data.query import ALLOWED_QUESTIONS, NEEDS_STATE
+if TYPE_CHECKING:
+    from lestats.data.dataset import Dataset
+    from lestats.data.registry import Parameter, Registry, Statistic
 
 _JSON = "application/json"
 
@@ -37,25 +40,51 @@ def _done(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _submit_operation(endpoint: str, needs_state: bool) -> dict[str, Any]:
-    required = ["question", "state"] if needs_state else ["question"]
+_JSON_TYPES: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "strings": {"type": "array", "items": {"type": "string"}},
+    "integers": {"type": "array", "items": {"type": "integer"}},
+}
+
+
+def parameter_schema(parameter: Parameter, registry: Registry, dataset: Dataset) -> dict[str, Any]:
+    """The JSON schema of one parameter, its allowed values from the loaded data."""
+    schema = dict(_JSON_TYPES[parameter.type])
+    if parameter.description:
+        schema["description"] = parameter.description
+    if parameter.choices is not None:
+        allowed = list(parameter.choices(registry, dataset))
+        if "items" in schema:
+            schema["items"] = {**schema["items"], "enum": allowed}
+        else:
+            schema["enum"] = allowed
+    if parameter.default is not None:
+        value = parameter.default
+        schema["default"] = list(value) if isinstance(value, tuple) else value
+    return schema
+
+
+def request_schema(statistic: Statistic, registry: Registry, dataset: Dataset) -> dict[str, Any]:
+    """The JSON schema of a request body for `statistic`."""
     return {
-        "operationId": endpoint,
-        "summary": f"Accept a {endpoint} job",
+        "type": "object",
+        "required": [p.name for p in statistic.parameters if p.required],
+        "properties": {
+            p.name: parameter_schema(p, registry, dataset) for p in statistic.parameters
+        },
+    }
+
+
+def _submit_operation(statistic: Statistic, registry: Registry, dataset: Dataset) -> dict[str, Any]:
+    return {
+        "operationId": statistic.name,
+        "summary": f"Accept a {statistic.name} job: {statistic.summary}",
         "requestBody": {
             "required": True,
-            "content": {
-                _JSON: {
-                    "schema": {
-                        "type": "object",
-                        "required": required,
-                        "properties": {
-                            "question": {"type": "string", "enum": list(ALLOWED_QUESTIONS)},
-                            "state": {"type": "string"},
-                        },
-                    }
-                }
-            },
+            "content": {_JSON: {"schema": request_schema(statistic, registry, dataset)}},
         },
         "responses": {
             "200": _body(
@@ -128,11 +157,11 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The API description (a fresh dict: callers may modify it)."""
+def openapi_document(registry: Registry, dataset: Dataset) -> dict[str, Any]:
+    """The API description of a server with `registry` over `dataset` (a fresh dict)."""
     paths: dict[str, Any] = {
-        f"/api/{endpoint}": {"post": _submit_operation(endpoint, needs_state)}
-        for endpoint, needs_state in NEEDS_STATE.items()
+        f"/api/{statistic.name}": {"post": _submit_operation(statistic, registry, dataset)}
+        for statistic in registry.course_statistics()
     }
     results = _get("get_results", "A job's status, with its data or error", _ref("JobResult"))
     results["get"]["parameters"] = [
@@ -183,12 +212,17 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/api/questions": _get(
                 "questions",
-                "The nine questions",
+                "The valid questions, by which way is better",
                 _done(
                     {
                         "type": "object",
                         "required": ["best_is_min", "best_is_max"],
-                        "properties": {"best_is_min": string_list, "best_is_max": string_list},
+                        "properties": {
+                            "best_is_min": string_list,
+                            "best_is_max": string_list,
+                            "no_direction": string_list,
+                        },
+                        "additionalProperties": False,
                     }
                 ),
             ),

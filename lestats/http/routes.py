@@ -7,6 +7,7 @@ one of the package's types and mapped to JSON by the middleware.
 from __future__ import annotations
 
 import asyncio
+import html
 import math
 from typing import TYPE_CHECKING
 
@@ -14,8 +15,6 @@ from aiohttp import web
 
 from lestats import jsonio
 from lestats.actors.jobs import JobOutcome, JobStatus
-from lestats.data.query import ENDPOINTS
-from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.errors import InvalidQuery, ShuttingDown
 from lestats.http.keys import CLOSING, ENGINE, OUTCOME
 from lestats.http.openapi import openapi_document
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from lestats.actors.engine import Engine
+    from lestats.data.registry import Registry
 
 MAX_WAIT_SECONDS = 30.0
 _RUNNING = jsonio.dumps({"status": "running"})
@@ -37,7 +37,7 @@ def _job_handler(endpoint: str) -> Callable[[web.Request], Awaitable[web.Respons
         if not engine.accepting:
             raise ShuttingDown
         body = await _json_object(request)
-        job_id = await engine.submit_async(endpoint, body.get("question"), body.get("state"))
+        job_id = await engine.submit_async(engine.query(endpoint, body))
         request[OUTCOME] = job_id
         return json_response({"job_id": job_id}, headers={"Location": f"/api/get_results/{job_id}"})
 
@@ -126,11 +126,22 @@ async def graceful_shutdown(request: web.Request) -> web.Response:
     return json_response({"status": "running" if pending else "done"})
 
 
-async def questions(_: web.Request) -> web.Response:
-    """GET /api/questions: the nine questions, by which direction is better."""
-    return json_response(
-        {"status": "done", "data": {"best_is_min": BEST_IS_MIN, "best_is_max": BEST_IS_MAX}}
-    )
+async def questions(request: web.Request) -> web.Response:
+    """GET /api/questions: the valid questions, by which direction is better.
+
+    Questions of the data with no declared direction (none in the course's data) are listed
+    under `no_direction`, present only when there are some.
+    """
+    engine = request.app[ENGINE]
+    registry = engine.registry
+    data: dict[str, object] = {
+        "best_is_min": registry.questions_by_direction("min"),
+        "best_is_max": registry.questions_by_direction("max"),
+    }
+    undirected = [q for q in registry.questions(engine.dataset) if registry.direction(q) is None]
+    if undirected:
+        data["no_direction"] = undirected
+    return json_response({"status": "done", "data": data})
 
 
 async def states(request: web.Request) -> web.Response:
@@ -151,42 +162,59 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-_INDEX_ROWS = [
-    *((f"POST /api/{name}", "question (and state): accept a job") for name in ENDPOINTS),
+_SERVICE_ROWS = (
     ("GET /api/get_results/{job_id}[?wait=T]", "running, done with data, or error"),
     ("GET /api/jobs", "every job with its status"),
     ("GET /api/num_jobs", "jobs accepted and not finished"),
     ("GET /api/graceful_shutdown", "stop accepting jobs; done once all finished"),
-    ("GET /api/questions", "the nine questions"),
+    ("GET /api/questions", "the valid questions, by which way is better"),
     ("GET /api/states", "the states in the data"),
     ("GET /api/health", "liveness and load"),
     ("GET /api/openapi.json", "the OpenAPI description of this API"),
     ("GET /", "the web page: map, ranking, trend and comparison of the estimates"),
-]
-_INDEX = (
-    "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-    "<title>Le Stats Sportif: API</title></head><body><h1>Le Stats Sportif: API</h1>"
-    "<p>BRFSS statistics as asynchronous jobs. Routes"
-    " (<a href='/'>back to the page</a>):</p><ul>"
-    + "".join(f"<li><code>{route}</code> — {what}</li>" for route, what in _INDEX_ROWS)
-    + "</ul></body></html>"
 )
 
 
-async def openapi(_: web.Request) -> web.Response:
+def index_page(registry: Registry) -> str:
+    """The `GET /api` page: the registry's course statistics, then the service's own routes."""
+    statistics = (
+        (
+            f"POST /api/{statistic.name}",
+            f"{statistic.summary}; body: {', '.join(p.name for p in statistic.parameters)}",
+        )
+        for statistic in registry.course_statistics()
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>Le Stats Sportif: API</title></head><body><h1>Le Stats Sportif: API</h1>"
+        "<p>BRFSS statistics as asynchronous jobs. Routes (<a href='/'>back to the page</a>):</p>"
+        "<ul>"
+        + "".join(
+            f"<li><code>{html.escape(route)}</code> — {html.escape(what)}</li>"
+            for route, what in (*statistics, *_SERVICE_ROWS)
+        )
+        + "</ul></body></html>"
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
     """GET /api/openapi.json: the OpenAPI description of this API."""
-    return json_response(openapi_document())
+    engine = request.app[ENGINE]
+    return json_response(openapi_document(engine.registry, engine.dataset))
 
 
-async def route_list(_: web.Request) -> web.Response:
+async def route_list(request: web.Request) -> web.Response:
     """GET /api: a short page listing the routes (the web page at `/` links to it)."""
-    return web.Response(text=_INDEX, content_type="text/html")
+    return web.Response(text=index_page(request.app[ENGINE].registry), content_type="text/html")
 
 
-def routes() -> list[web.RouteDef]:
-    """Every route of the API."""
+def routes(registry: Registry) -> list[web.RouteDef]:
+    """Every route of the API: one `POST /api/<name>` per course statistic of `registry`."""
     return [
-        *(web.post(f"/api/{name}", _job_handler(name)) for name in ENDPOINTS),
+        *(
+            web.post(f"/api/{statistic.name}", _job_handler(statistic.name))
+            for statistic in registry.course_statistics()
+        ),
         web.get("/api/get_results/{job_id}", get_results),
         web.get("/api/jobs", jobs),
         web.get("/api/num_jobs", num_jobs),

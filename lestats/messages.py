@@ -3,7 +3,11 @@
 Message-level tests and embedders send these straight to actors. Requests that expect an answer
 carry `reply`, a `concurrent.futures.Future` the receiving actor settles: a thread may wait on it
 with `reply.result(timeout)`, asyncio code with `await asyncio.wrap_future(reply)`, and neither
-blocks the event loop. (pykka's own futures block the loop when awaited.)
+blocks the event loop. (pykka's own futures block the loop when awaited.) pykka's `ref.ask(request)`
+works too: the engine's actors answer it with the request's reply (`refs.RequestRef`), and asking
+a one-way message is refused with a `TypeError` rather than answered with a silent None.
+
+Stable API: the names and fields of the messages below; new fields come with defaults.
 
 Job ids are ints inside the engine; `jobs.format_job_id` gives the public `job_id_N` form.
 """
@@ -74,11 +78,22 @@ def refuse_queued(inbox: _Inbox, error: BaseException) -> None:
         inbox.put(envelope)
 
 
+class Message:
+    """The base of every message the engine's actors exchange (a marker: it has no fields)."""
+
+    __slots__ = ()
+
+
+def is_request(message: object) -> bool:
+    """Whether `message` is one of ours that carries a `reply` future to settle."""
+    return isinstance(message, Message) and isinstance(getattr(message, "reply", None), Future)
+
+
 # --- Jobs: client -> Dispatcher -> ResultStore -> Worker -> ResultStore --------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class SubmitJob:
+class SubmitJob(Message):
     """Client -> Dispatcher: accept a job. Replies its id once the journal holds it on disk.
 
     Refused with `ShuttingDown` after the poison, `Overloaded` past the pending limit, and
@@ -90,7 +105,7 @@ class SubmitJob:
 
 
 @dataclass(frozen=True, slots=True)
-class RegisterJob:
+class RegisterJob(Message):
     """Dispatcher -> ResultStore: assign an id and journal the job, for `worker` to run.
 
     After the group commit that makes the job durable, it is sent to `worker` and its id
@@ -103,7 +118,7 @@ class RegisterJob:
 
 
 @dataclass(frozen=True, slots=True)
-class RunJob:
+class RunJob(Message):
     """JournalCommitter or ResultStore -> Worker: compute this job, report it to the ResultStore."""
 
     job_id: int
@@ -111,7 +126,7 @@ class RunJob:
 
 
 @dataclass(frozen=True, slots=True)
-class JobDone:
+class JobDone(Message):
     """Worker -> ResultStore: the job's `data`, JSON-encoded; saved before the job reads done."""
 
     job_id: int
@@ -119,7 +134,7 @@ class JobDone:
 
 
 @dataclass(frozen=True, slots=True)
-class JobFailed:
+class JobErrored(Message):
     """Worker -> ResultStore: the job ends in error for `reason`."""
 
     job_id: int
@@ -137,21 +152,37 @@ class HeldJob:
 
 
 @dataclass(frozen=True, slots=True)
-class Commit:
-    """ResultStore -> JournalCommitter: force the journal to disk, then release these jobs.
+class Commit(Message):
+    """ResultStore -> JournalCommitter: run `barrier`, then release these jobs.
 
-    `fd` is a duplicate of the journal's descriptor, owned (and closed) by the committer.
+    `barrier` is the store's `commit_barrier()`: it makes every job accepted so far durable,
+    and runs once, in the committer's thread.
     """
 
-    fd: int
+    barrier: Callable[[], None]
     jobs: tuple[HeldJob, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySaves(Message):
+    """ResultStore's retry timer -> ResultStore: try again to record the finished jobs it holds.
+
+    Sent after a transient storage error (a full disk, no free descriptors), with backoff.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedElsewhere(Message):
+    """Store (from its own thread) -> ResultStore: another process finished these jobs."""
+
+    job_ids: tuple[int, ...]
 
 
 # --- Queries: client -> ResultStore --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class GetOutcome:
+class GetOutcome(Message):
     """Client -> ResultStore: the job's status now, with its result or reason.
 
     Refused with `UnknownJob` for an id never issued.
@@ -162,7 +193,7 @@ class GetOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class WatchJob:
+class WatchJob(Message):
     """Client -> ResultStore: reply with the outcome as soon as the job is no longer running."""
 
     job_id: int
@@ -170,7 +201,7 @@ class WatchJob:
 
 
 @dataclass(frozen=True, slots=True)
-class Unwatch:
+class Unwatch(Message):
     """Client -> ResultStore: the client stopped waiting on `reply` (a `WatchJob`'s); forget it."""
 
     job_id: int
@@ -178,21 +209,49 @@ class Unwatch:
 
 
 @dataclass(frozen=True, slots=True)
-class ListJobs:
-    """Client -> ResultStore: every issued job id with its status, in id order."""
+class ListJobs(Message):
+    """Client -> ResultStore: issued job ids above `after` with their statuses, in id order.
 
+    At most `limit` of them (None: all). A client listing many jobs asks page by page, so that
+    other messages get through between the pages. Forgotten jobs are not listed.
+    """
+
+    after: int = 0
+    limit: int | None = None
     reply: Future[tuple[tuple[int, JobStatus], ...]] = field(default_factory=_reply, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class CountPending:
+class CancelJob(Message):
+    """Client -> ResultStore: end a queued job in error with reason `cancelled`.
+
+    Replies True if it was cancelled, False if it is running, finished or unknown (unchanged).
+    """
+
+    job_id: int
+    reply: Future[bool] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetJob(Message):
+    """Client -> ResultStore: drop a finished job's result; it then answers `expired`.
+
+    Replies True if it was forgotten, False if it is unfinished, unknown or forgotten already.
+    """
+
+    job_id: int
+    reply: Future[bool] = field(default_factory=_reply, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CountPending(Message):
     """Client -> ResultStore: how many accepted jobs are unfinished (queued or running)."""
 
     reply: Future[int] = field(default_factory=_reply, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Subscribe:
+class Subscribe(Message):
     """Client -> ResultStore: from now on, call `push` with each batch of jobs that finish.
 
     `push` gets `(job_id, outcome)` pairs in the store's thread, a batch whenever the store has
@@ -204,7 +263,7 @@ class Subscribe:
 
 
 @dataclass(frozen=True, slots=True)
-class Unsubscribe:
+class Unsubscribe(Message):
     """Client -> ResultStore: stop calling `push` (a `Subscribe`'s)."""
 
     push: Callable[[tuple[tuple[int, JobOutcome], ...]], None]
@@ -214,7 +273,7 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True, slots=True)
-class Poison:
+class Poison(Message):
     """Shutdown, travelling behind the work: client -> Dispatcher -> ResultStore -> Workers.
 
     Everything sent before it is handled before it. `drained` is settled once every worker has
@@ -225,7 +284,7 @@ class Poison:
 
 
 @dataclass(frozen=True, slots=True)
-class ForwardPoison:
+class ForwardPoison(Message):
     """Dispatcher -> ResultStore -> JournalCommitter: send `poison` to these workers.
 
     Routed like the jobs, it reaches each worker behind every job accepted before it.
@@ -236,14 +295,14 @@ class ForwardPoison:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerStopped:
+class WorkerStopped(Message):
     """Worker -> Dispatcher: drained its queue up to the poison and is stopping."""
 
     worker: str
 
 
 @dataclass(frozen=True, slots=True)
-class EngineDrained:
+class EngineDrained(Message):
     """Dispatcher -> ResultStore: every worker has stopped; flush, then settle `drained`.
 
     Jobs still unfinished (only after a shutdown without drain) stay in the journal.
@@ -256,7 +315,7 @@ class EngineDrained:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerDied:
+class WorkerDied(Message):
     """Worker (from its failure hook) -> Dispatcher: it is dead; `job_id` is the job it ran."""
 
     worker: str
@@ -265,7 +324,7 @@ class WorkerDied:
 
 
 @dataclass(frozen=True, slots=True)
-class Reassign:
+class Reassign(Message):
     """Dispatcher -> ResultStore: send the dead worker's unfinished jobs to `replacement`.
 
     With `poison` (a drain is under way), the poison follows them.
@@ -277,7 +336,7 @@ class Reassign:
 
 
 @dataclass(frozen=True, slots=True)
-class MoveJobs:
+class MoveJobs(Message):
     """ResultStore -> JournalCommitter: send these jobs of a dead worker to its `replacement`.
 
     Behind the commits that made them durable; with `poison`, the poison follows them.
@@ -289,21 +348,21 @@ class MoveJobs:
 
 
 @dataclass(frozen=True, slots=True)
-class Requeue:
+class Requeue(Message):
     """Client -> Dispatcher: run these accepted jobs again (recovered from the journal at start)."""
 
     job_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class AssignJobs:
+class AssignJobs(Message):
     """Dispatcher -> ResultStore: send each of these accepted jobs to its worker."""
 
     assignments: tuple[tuple[int, pykka.ActorRef[Any]], ...]
 
 
 @dataclass(frozen=True, slots=True)
-class TakeRecovered:
+class TakeRecovered(Message):
     """Client -> ResultStore: ids of the unfinished jobs found in the journal at start (once)."""
 
     reply: Future[tuple[int, ...]] = field(default_factory=_reply, compare=False)
