@@ -1,4 +1,11 @@
-"""The command line: load the data, start the engine, serve HTTP, drain on SIGTERM or SIGINT."""
+"""The command line: load the data, start the engine, serve HTTP, drain on a stop signal.
+
+SIGTERM, SIGINT and SIGHUP all drain: job POSTs get 503 while reads keep answering, until every
+accepted job is done; then the listener closes and the process exits 0. SIGHUP drains rather
+than being ignored because the server has no configuration to reload, and the hang-up of its
+terminal means that its operator has gone: without a handler it would die on the spot, leaving
+the drain to the next start. A signal during the data load stops the process at once (exit 0).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +14,47 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
+import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from lestats.actors.engine import DEFAULT_MAX_PENDING, Engine, default_workers
+from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.registry import ENTRY_POINT_GROUP
 from lestats.data.statistics import default_registry
 from lestats.errors import DatasetError
 from lestats.http.app import create_app
+from lestats.http.connections import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    RESERVED_FDS,
+    ConnectionLimits,
+    GuardedAppRunner,
+    default_max_connections,
+)
+from lestats.http.keys import ENGINE
 from lestats.logs import start_file_logging
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+    from types import FrameType
 
     from lestats.data.dataset import Dataset
+    from lestats.data.query import Query
     from lestats.data.registry import Registry
 
 log = logging.getLogger("lestats")
 
 SHUTDOWN_TIMEOUT = 60.0
 """Seconds that in-flight HTTP requests get to finish at shutdown (jobs always drain)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""The signals that drain and stop the server (exit 0)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -71,6 +95,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="add a statistic (a Statistic, or a function given the Registry); repeatable. "
         f"Installed plug-ins of the entry-point group {ENTRY_POINT_GROUP!r} load always",
     )
+    parser.add_argument(
+        "--max-waiters",
+        type=_positive,
+        default=DEFAULT_MAX_WAITERS,
+        help="long-polls (?wait=) waiting at once before more get 503 with Retry-After; "
+        "they do not count against other requests",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=default_max_connections(),
+        help="open client connections at most: past it a new one replaces the longest idle, "
+        f"or gets 503 if none is idle; by default the open-file limit less {RESERVED_FDS}, "
+        "at most 10000",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="seconds a connection may stay open without sending a request",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        help="seconds from a request's first byte to the end of its headers (then 408)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=DEFAULT_BODY_TIMEOUT,
+        help="seconds for a request's body to arrive after its headers (then 408)",
+    )
     return parser.parse_args(argv)
 
 
@@ -95,6 +152,13 @@ def statistics(targets: Sequence[str]) -> Registry:
     return registry
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
 def load(path: str | None) -> Dataset:
     """The dataset at `path`, or the demo dataset generated in memory."""
     if path is None:
@@ -102,24 +166,57 @@ def load(path: str | None) -> Dataset:
     return load_dataset(path)
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting, finish requests and drain all jobs."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    limits: ConnectionLimits | None = None,
+    signals: StopSignals | None = None,
+) -> None:
+    """Serve until a stop signal, then drain: reads answer, POSTs get 503, every job finishes.
+
+    Only then does the listener close (in-flight requests get `SHUTDOWN_TIMEOUT` seconds, and
+    long-polls are answered at once). `signals` holds the signals received before serving began.
+    """
+    runner = GuardedAppRunner(
+        app, limits or ConnectionLimits(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+    )
     await runner.setup()
     try:
         with startup_objects_frozen():  # before listening: no request waits on the collection
             site = web.TCPSite(runner, host, port)
             await site.start()
             stop = asyncio.Event()
+            received: list[int] = list(signals.received) if signals else []
             loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
+
+            def on_signal(signum: int) -> None:
+                if stop.is_set():
+                    log.warning(
+                        "%s received while draining: the drain goes on (SIGKILL stops at once; "
+                        "unfinished jobs then run again at the next start)",
+                        signal.Signals(signum).name,
+                    )
+                received.append(signum)
+                stop.set()
+
+            for signum in STOP_SIGNALS:
+                loop.add_signal_handler(signum, on_signal, signum)
+            if received:
+                stop.set()
             urls = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
             sys.stdout.write(f"Le Stats Sportif serving on {urls} (Ctrl+C drains and stops)\n")
             sys.stdout.flush()
             log.info("serving on %s", urls)
             await stop.wait()
-        log.info("signal received: draining")
+            engine = app[ENGINE]
+            log.info(
+                "%s received: draining (job POSTs get 503, reads keep answering)",
+                signal.Signals(received[0]).name,
+            )
+            await asyncio.wrap_future(engine.begin_shutdown())
+        log.info("every accepted job finished: closing the listener")
     finally:
         await runner.cleanup()
     log.info("stopped: every accepted job finished")
@@ -144,17 +241,76 @@ def startup_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server; 0 after a clean drain, 2 when the data or a statistic cannot be loaded."""
+class StopSignals:
+    """The stop signals, handled from the start of `main`: raised during the load, then kept.
+
+    While the data loads, a signal raises `Interrupted` in the main thread (the load runs in
+    another thread, so even a long C-level parse cannot delay it). Afterwards signals are only
+    recorded, for `serve` to act on: it installs its own handlers in the event loop.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.raising = True
+
+    def install(self) -> None:
+        """Handle `STOP_SIGNALS` with `_handle` (in the main thread)."""
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, _: FrameType | None) -> None:
+        self.received.append(signum)
+        if self.raising:
+            raise Interrupted(signum)
+
+
+class Interrupted(Exception):  # noqa: N818 - an event, not a fault
+    """A stop signal came while the data was loading."""
+
+    def __init__(self, signum: int) -> None:
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+def load_interruptibly(path: str | None) -> Dataset:
+    """`load(path)` in a daemon thread, waited for in this one (which signals interrupt)."""
+    loaded: Future[Dataset] = Future()
+
+    def run() -> None:
+        try:
+            loaded.set_result(load(path))
+        except BaseException as exc:  # noqa: BLE001 - handed over whole to the waiting thread
+            loaded.set_exception(exc)
+
+    threading.Thread(target=run, name="lestats-load", daemon=True).start()
+    return loaded.result()
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    runner: Callable[[Dataset, Query], object] | None = None,
+) -> int:
+    """Run the server; 0 after a clean drain, 2 when the data or a statistic cannot be loaded.
+
+    `runner`, if given, computes each job instead of the registry's statistics (tests give a
+    gated one to hold jobs in a real process).
+    """
     args = parse_args(argv)
     log_writer = start_file_logging(args.log_file)
+    signals = StopSignals()
+    signals.install()
     try:
         try:
-            dataset = load(args.data)
+            log.info("loading the data: %s", args.data or "the built-in demo dataset")
+            dataset = load_interruptibly(args.data)
         except DatasetError as exc:
             log.error("cannot load the data: %s", exc)  # noqa: TRY400 - the message says it all
             sys.stderr.write(f"error: cannot load the data: {exc}\n")
             return 2
+        except Interrupted as exc:
+            _stop_during_load(exc, log_writer.stop)
+        signals.raising = False
         try:
             registry = statistics(args.statistic)
         except (ValueError, TypeError) as exc:
@@ -167,8 +323,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             results_dir=args.results_dir,
             max_pending=args.max_pending,
             registry=registry,
+            max_waiters=args.max_waiters,
+            runner=runner,
         )
-        asyncio.run(serve(create_app(engine), args.host, args.port))
+        limits = ConnectionLimits(
+            idle_timeout=args.idle_timeout,
+            header_timeout=args.header_timeout,
+            max_connections=args.max_connections,
+        )
+        app = create_app(engine, body_timeout=args.body_timeout)
+        asyncio.run(serve(app, args.host, args.port, limits=limits, signals=signals))
+        signals.install()  # asyncio gave the signals their defaults back: keep them handled
         return 0
     finally:
         log_writer.stop()
+
+
+def _stop_during_load(exc: Interrupted, stop_logging: Callable[[], None]) -> None:
+    """Exit 0 at once: nothing was served, nothing accepted; the loading thread is abandoned.
+
+    `os._exit`, because the load may be deep in a parser's own threads that a normal exit
+    would wait for; the log and the standard streams are flushed first.
+    """
+    log.info("%s received while loading the data: stopped before serving", exc.name)
+    sys.stderr.write(f"{exc.name} received while loading the data: stopped before serving\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    stop_logging()
+    os._exit(0)

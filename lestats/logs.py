@@ -147,7 +147,7 @@ def start_file_logging(
     """
     file = _RotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     file.setFormatter(UTCFormatter(LOG_FORMAT, DATE_FORMAT))
-    logging._srcfile = None  # type: ignore[attr-defined]  # noqa: SLF001 - documented switch
+    logging._srcfile = None  # noqa: SLF001 - documented switch
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

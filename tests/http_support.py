@@ -14,9 +14,10 @@ Fixtures:
                    before the client's teardown drains the engine, so a failing test cannot hang
 
 Helpers: `post_job`, `poll`, `get_json`, `json_body` (checks the Content-Type), `num_jobs`,
-`wait_idle`, `job_body`, `job_number`, `failing_runner`, the checker's `close_enough`,
-`key_paths` (key order), `all_floats`; and `Server`, `run.py` in a subprocess (URL from its
-banner, urllib requests, `stop(signal)`, `kill()` for a `finally`).
+`wait_idle`, `until` (a condition, with a deadline), `job_body`, `job_number`,
+`failing_runner`, the checker's `close_enough`, `key_paths` (key order), `all_floats`; and
+`Server`, `run.py` (or another script) in a subprocess (URL from its banner, urllib requests,
+`stop(signal)`, `kill()` for a `finally`).
 """
 
 from __future__ import annotations
@@ -218,6 +219,14 @@ async def wait_idle(client: Any, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def until(predicate: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Wait (without blocking the loop) until `predicate()` is true; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.005)
+
+
 def job_number(job_id: str) -> int:
     """N of `job_id_N` (and checks the form)."""
     match = JOB_ID.fullmatch(job_id)
@@ -259,6 +268,8 @@ def all_floats(value: object) -> bool:
 # --- run.py as a subprocess ----------------------------------------------------------------------
 
 RUN_PY = Path(__file__).resolve().parent.parent / "run.py"
+GATED_RUN_PY = Path(__file__).resolve().parent / "gated_run.py"
+"""run.py whose jobs wait for the file named by `LESTATS_TEST_GATE`."""
 BANNER = re.compile(r"Le Stats Sportif serving on (http://127\.0\.0\.1:([0-9]+))\b")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -269,16 +280,24 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Server:
     """`run.py` in a subprocess; `url` from its start-up banner. Always `kill()` in a `finally`."""
 
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        script: Path = RUN_PY,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.stderr_path = cwd / f"stderr-{time.monotonic_ns()}.txt"
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, str(RUN_PY), "--port", "0", *args],
+                [sys.executable, str(script), "--port", "0", *args],
                 cwd=cwd,
                 env={**os.environ, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
+                preexec_fn=preexec_fn,  # noqa: PLW1509 - only setrlimit, before exec
             )
         self.banner = self._read_banner()
         match = BANNER.search(self.banner)

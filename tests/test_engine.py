@@ -198,30 +198,26 @@ def test_backpressure_on_pending_jobs(make_engine):
     assert [engine.result(job, timeout=5) for job in later] == [{"global_mean": 29.5}] * 2
 
 
-def test_backpressure_on_requests_waiting(make_engine):
+def test_backpressure_on_waiters_leaves_other_requests_alone(make_engine):
     runner = GatedRunner()
-    engine = make_engine(runner=runner, max_requests=2)
+    engine = make_engine(runner=runner, max_waiters=2, max_requests=1)
     job = engine.submit("best5", OBESITY)
     waiters = [threading.Thread(target=engine.wait, args=(job, 10)) for _ in range(2)]
     for waiter in waiters:
         waiter.start()
-
-    def refused() -> bool:
-        try:
-            engine.num_jobs()
-        except Overloaded:
-            return True
-        return False
-
     try:
-        # Once both request slots are held by the waiters, a third request is refused at once.
-        eventually(refused)
-        with pytest.raises(Overloaded, match="too many requests"):
-            engine.num_jobs()
+        # Once both waiter places are held, a third waiter is refused at once, naming the bound.
+        eventually(lambda: engine.waiting == 2)
+        with pytest.raises(Overloaded, match="waiter bound"):
+            engine.wait(job, 10)
+        # The single request place is still free: waiters do not hold it.
+        assert engine.num_jobs() == 1
+        assert engine.status(job) is JobStatus.RUNNING
     finally:
         runner.gate.set()
         for waiter in waiters:
             waiter.join(5)
+    assert engine.waiting == 0
     assert engine.num_jobs() == 0
     assert engine.result(job, timeout=5)
 

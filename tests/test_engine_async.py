@@ -157,18 +157,21 @@ async def test_waiters_hold_no_thread(make_engine):
     assert {outcome.status for outcome in outcomes} == {JobStatus.DONE}
 
 
-async def test_a_cancelled_waiter_gives_back_its_request_slot_and_its_watch(make_engine):
+async def test_a_cancelled_waiter_gives_back_its_waiter_slot_and_its_watch(make_engine):
     runner = GatedRunner()
-    engine = make_engine(runner=runner, max_requests=1)
+    engine = make_engine(runner=runner, max_waiters=1, max_requests=1)
     job = await engine.submit_async("best5", OBESITY)
     spy = engine._store = TellSpy(engine._store)
     waiter = asyncio.create_task(engine.result_async(job))
-    await asyncio.sleep(0.02)
-    with pytest.raises(Overloaded):
-        await engine.num_jobs_async()
+    await asyncio.sleep(0)  # the waiter's first step takes its place
+    assert engine.waiting == 1
+    with pytest.raises(Overloaded, match="waiter bound"):
+        await engine.wait_async(job, timeout=5)
+    assert await engine.num_jobs_async() == 1  # the request place is not the waiter's
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
+    assert engine.waiting == 0
     assert await engine.num_jobs_async() == 1
     (watch,) = spy.of_type(m.WatchJob)
     assert spy.of_type(m.Unwatch) == [m.Unwatch(watch.job_id, watch.reply)]

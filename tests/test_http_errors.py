@@ -19,6 +19,7 @@ from http_support import (
     json_body,
     poll,
     post_job,
+    until,
     wait_idle,
 )
 from yarl import URL
@@ -213,7 +214,7 @@ async def test_a_refused_post_uses_no_job_id(serve, http_dataset):
     ("method", "path"),
     [
         ("GET", "/api/nope"),
-        ("GET", "/api"),
+        ("GET", "/apis"),  # /api is the route list
         ("GET", "/api/"),
         ("GET", "/nope"),
         ("POST", "/api/unknown_endpoint"),
@@ -366,18 +367,26 @@ async def test_too_many_pending_is_503_with_retry_after_and_uses_no_id(serve, ht
     assert (await poll(client, "job_id_2"))["status"] == "done"
 
 
-async def test_too_many_waiting_requests_is_503_with_retry_after(serve, http_dataset, gate):
-    client, _ = await serve(http_dataset, runner=gate, max_requests=1)
+async def test_past_the_waiter_bound_a_long_poll_is_503_and_other_requests_go_on(
+    serve, http_dataset, gate
+):
+    client, engine = await serve(http_dataset, runner=gate, max_waiters=1, max_requests=2)
     job_id = await post_job(client, "global_mean", {"question": OBESITY})
     pending = asyncio.ensure_future(client.get(f"/api/get_results/{job_id}?wait=20"))
-    await asyncio.sleep(0.3)
-    status, headers, body = await send(client, "POST", "/api/best5", json={"question": OBESITY})
+    await until(lambda: engine.waiting == 1, "the first long-poll waits")
+    status, headers, body = await send(client, "GET", f"/api/get_results/{job_id}?wait=5")
     assert_error(status, body, 503)
+    assert "waiter bound" in body["reason"], body
     assert int(headers["Retry-After"]) >= 1
+    # The waiter holds no request place: polls, health and POSTs answer as usual.
+    for _ in range(3):
+        assert await get_json(client, f"/api/get_results/{job_id}") == {"status": "running"}
+        assert (await get_json(client, "/api/health"))["num_jobs"] >= 1
+    assert await post_job(client, "best5", {"question": OBESITY}) == "job_id_2"
     gate.release()
     response = await pending
     assert (await json_body(response))["status"] == "done"
-    assert await post_job(client, "best5", {"question": OBESITY}) == "job_id_2"
+    assert engine.waiting == 0
     await wait_idle(client)
 
 

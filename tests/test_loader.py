@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from reference import ENDPOINTS, STATE_ENDPOINTS
 
-from lestats.data.loader import REQUIRED_COLUMNS, load_dataset
+from lestats.data.loader import PARSER_VARIABLE, REQUIRED_COLUMNS, load_dataset
 from lestats.data.query import Query
 from lestats.data.statistics import compute
 from lestats.errors import DatasetError
@@ -498,3 +498,123 @@ def test_values_whose_sum_overflows(tmp_path):
         data = compute(dataset, Query(endpoint, OBESITY, "Ohio"))
         assert "inf" not in repr(data)
         assert "nan" not in repr(data)
+
+
+# --- what float() takes but a CSV number is not; repeated columns; the kept columns ----------
+
+
+@pytest.fixture
+def csv_parser(monkeypatch):
+    """Load with the csv module (the reference parser) even where pyarrow is installed."""
+    monkeypatch.setenv(PARSER_VARIABLE, "csv")
+
+
+@pytest.mark.usefixtures("csv_parser")
+@pytest.mark.parametrize(
+    "text", ["1_000", "\u0661\u0662", "\uff15", "\uff11\uff12.\uff15", "\u00a012", "12\u2003"]
+)
+def test_what_float_takes_is_not_a_number(tmp_path, text):
+    assert float(text)  # Python takes it ...
+    samples = [(*sample[:4], text, *sample[5:]) for sample in SAMPLE]
+    dataset = load_dataset(write(tmp_path / "odd.csv", csv_text(CDC_HEADER, samples)))
+    assert dataset.rows_read == len(SAMPLE)
+    assert dataset.rows_skipped == len(SAMPLE)  # ... but no statistic counts it
+    assert dataset.questions == ()
+    table = dataset.table
+    assert len(table) == len(SAMPLE)
+    assert all(table.suppressed(row) for row in range(len(table)))
+
+
+@pytest.mark.usefixtures("csv_parser")
+@pytest.mark.parametrize("twice", ["Data_Value", " Data_Value", "Data_Value "])
+def test_two_data_value_columns_are_refused(tmp_path, twice):
+    header = [*CDC_HEADER, twice]
+    text = csv_text(CDC_HEADER).splitlines()
+    lines = [",".join([*map(repr, header)]).replace("'", ""), *(line + ",1.0" for line in text[1:])]
+    path = write(tmp_path / "twice.csv", "\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as error:
+        load_dataset(path)
+    assert error.value.source == str(path)
+    assert "'Data_Value' appears twice" in error.value.problem
+    assert f"columns {CDC_HEADER.index('Data_Value') + 1} and {len(header)}" in error.value.problem
+
+
+@pytest.mark.usefixtures("csv_parser")
+def test_a_repeated_unused_column_still_loads(tmp_path, course_file):
+    header = [*COURSE_HEADER, "GeoLocation"]
+    text = csv_text(COURSE_HEADER).splitlines()
+    lines = [",".join(header), *(line + ",x" for line in text[1:])]
+    dataset = load_dataset(write(tmp_path / "twice.csv", "\n".join(lines) + "\n"))
+    assert answers(dataset) == answers(load_dataset(course_file))
+
+
+def kept_rows(dataset):
+    """The table's rows as plain tuples, for comparing loads."""
+    table = dataset.table
+    shape = table.shape
+    result = []
+    for row in range(len(table)):
+        question, stratum, period, location = shape.unpack(table.keys[row])
+        footnote = table.footnotes[table.footnote_codes[row]]
+        result.append(
+            (
+                table.questions[question],
+                table.locations[location],
+                table.strata[stratum],
+                table.periods[period],
+                footnote,
+                table.value[row],
+                table.low[row],
+                table.high[row],
+                table.sample_size[row],
+            )
+        )
+    return sorted(result, key=repr)
+
+
+@pytest.mark.parametrize("parser", ["csv", "arrow"])
+@pytest.mark.parametrize("header", [COURSE_HEADER, CDC_HEADER], ids=["course", "cdc"])
+def test_the_table_keeps_intervals_sizes_footnotes_and_ids(tmp_path, monkeypatch, parser, header):
+    monkeypatch.setenv(PARSER_VARIABLE, parser)
+    dataset = load_dataset(write(tmp_path / "kept.csv", csv_text(header)))
+    rows = kept_rows(dataset)
+    assert len(rows) == len(SAMPLE)
+    by_value = {row[5]: row for row in rows}
+    question, location, stratum, period, footnote, value, low, high, size = by_value[35.0]
+    assert (question.id, question.text, question.class_, question.topic) == (
+        "Q036",
+        OBESITY,
+        "Obesity / Weight Status",
+        "Obesity / Weight Status",
+    )
+    assert (location.abbr, location.name, location.kind) == ("OH", "Ohio", "state")
+    assert (stratum.category, stratum.category_id, stratum.name, stratum.id) == (
+        "Total",
+        "INC",
+        "Total",
+        "INC75PLUS",
+    )
+    assert period.year == 2019
+    assert (footnote.symbol, footnote.text) == ("~", FOOTNOTE)
+    assert (value, low, high, size) == (35.0, 27.1, 31.8, 2599.0)
+    assert dataset.table.suppressed(dataset.table.value.index(35.0))  # the CDC withheld it
+    kinds = {row[1].abbr: row[1].kind for row in rows}
+    assert kinds == {"OH": "state", "GU": "territory", "US": "national"}
+
+
+def test_the_fingerprint_ignores_row_order_and_parser_and_sees_any_change(tmp_path, monkeypatch):
+    forward = write(tmp_path / "forward.csv", csv_text(CDC_HEADER))
+    backward = write(tmp_path / "backward.csv", csv_text(COURSE_HEADER, SAMPLE[::-1]))
+    changed = write(
+        tmp_path / "changed.csv",
+        csv_text(CDC_HEADER, [*SAMPLE[:-1], (*SAMPLE[-1][:4], "32.7", *SAMPLE[-1][5:])]),
+    )
+    fingerprints = set()
+    for parser in ("csv", "arrow"):
+        monkeypatch.setenv(PARSER_VARIABLE, parser)
+        fingerprints.add(load_dataset(forward).fingerprint)
+        fingerprints.add(load_dataset(backward).fingerprint)
+    assert len(fingerprints) == 1
+    (same,) = fingerprints
+    assert re.fullmatch("[0-9a-f]{64}", same)
+    assert load_dataset(changed).fingerprint != same

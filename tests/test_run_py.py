@@ -29,6 +29,11 @@ OPTIONS = (
     "--log-file",
     "--max-pending",
     "--statistic",
+    "--max-waiters",
+    "--max-connections",
+    "--idle-timeout",
+    "--header-timeout",
+    "--body-timeout",
 )
 
 
@@ -136,7 +141,19 @@ def test_help_lists_every_option(tmp_path):
     assert not list(tmp_path.iterdir()), "--help must not create files"
 
 
-@pytest.mark.parametrize("args", [["--workers", "0"], ["--max-pending", "0"], ["--port", "x"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--workers", "0"],
+        ["--max-pending", "0"],
+        ["--port", "x"],
+        ["--max-waiters", "0"],
+        ["--max-connections", "-1"],
+        ["--idle-timeout", "0"],
+        ["--header-timeout", "nan"],
+        ["--body-timeout", "inf"],
+    ],
+)
 def test_bad_option_values_are_refused_with_usage(tmp_path, args):
     done = run_py(*args, cwd=tmp_path)
     assert done.returncode == 2

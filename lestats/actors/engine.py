@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
+DEFAULT_MAX_WAITERS = 4_096
 LIST_PAGE = 10_000
 """Jobs listed per message to the ResultStore: other messages get through between pages."""
 
@@ -67,7 +68,8 @@ class Engine:
 
     Back-pressure: at most `max_pending` accepted jobs are unfinished (then `Overloaded`), and at
     most `max_requests` requests wait on the actors at once (then `Overloaded`), so no mailbox
-    grows without bound.
+    grows without bound. Long-polls (`wait`, `wait_async`) have their own bound, `max_waiters`:
+    however many wait, other requests keep their places.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Engine:
         retention: Retention = NO_RETENTION_LIMIT,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_requests: int = DEFAULT_MAX_REQUESTS,
+        max_waiters: int = DEFAULT_MAX_WAITERS,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         registry: Registry | None = None,
         runner: Callable[[Dataset, Query], object] | None = None,
@@ -103,7 +106,14 @@ class Engine:
         self.max_pending = max_pending
         self._cache_bytes = cache_bytes
         self._runner = runner
-        self._requests = _RequestSlots(max_requests)
+        self._requests = _RequestSlots(
+            max_requests, "too many requests waiting on the engine; retry later"
+        )
+        self._waiters = _RequestSlots(
+            max_waiters,
+            f"too many long-polls waiting at once (the waiter bound, {max_waiters}); "
+            "retry later, or poll without 'wait'",
+        )
         self._loop_side: _LoopSide | None = None
         self._store: pykka.ActorRef[Any] | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
@@ -170,6 +180,11 @@ class Engine:
     def accepting(self) -> bool:
         """Whether new jobs are taken: started and not shutting down."""
         return self._store is not None and self._drained is None
+
+    @property
+    def waiting(self) -> int:
+        """How many long-polls (`wait`, `wait_async`) are waiting now."""
+        return self._waiters.taken
 
     @property
     def drained(self) -> bool:
@@ -324,7 +339,7 @@ class Engine:
     def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """The outcome once the job is no longer running, or RUNNING after `timeout` seconds."""
         message = m.WatchJob(parse_job_id(job_id))
-        with self._requests:
+        with self._waiters:
             self._tell(self._store, message)
             try:
                 return message.reply.result(timeout)
@@ -340,7 +355,7 @@ class Engine:
         if finished is not None:
             return finished
         message = m.WatchJob(number)
-        with self._requests:
+        with self._waiters:
             self._tell(self._store, message)
             try:
                 return await asyncio.wait_for(side.inbox.awaitable(message.reply), timeout)
@@ -506,21 +521,27 @@ class _LoopSide:
 class _RequestSlots:
     """The bounded places for requests waiting on the actors (`with slots:` takes one).
 
-    Refuses with `Overloaded` when none is left.
+    Refuses with `Overloaded(refusal)` when none is left.
 
     A counter under a plain lock: `threading.BoundedSemaphore` does the same through a
     `Condition`, several times slower, on every request.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, refusal: str) -> None:
         self._limit = limit
+        self._refusal = refusal
         self._taken = 0
         self._lock = threading.Lock()
+
+    @property
+    def taken(self) -> int:
+        """How many places are taken now."""
+        return self._taken
 
     def __enter__(self) -> None:
         with self._lock:
             if self._taken >= self._limit:
-                raise Overloaded("too many requests waiting on the engine; retry later")
+                raise Overloaded(self._refusal)
             self._taken += 1
 
     def __exit__(self, *exc_info: object) -> None:

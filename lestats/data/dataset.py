@@ -16,18 +16,20 @@ from itertools import chain
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
+from lestats.data.catalog import Catalog
+from lestats.data.numbers import MAX_MAGNITUDE, NUMBER, parse_number
+from lestats.data.table import KEPT_COLUMNS, EstimateTable, RowCollector
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = ["MAX_MAGNITUDE", "Dataset", "GroupKey", "QuestionStats", "Ranking", "Record"]
 
 GroupKey = tuple[str, str, str, str, str, str, str]
 """(question, state, category, stratum, year_start, year_end, state_abbr) of a group of rows."""
 
 Ranking = dict[str, float]
 """Means by key, in the order the contract lists them. Read-only: callers copy before changing."""
-
-MAX_MAGNITUDE = 1e300
-"""Values beyond this magnitude count as not numeric: their sums and differences could overflow
-to Infinity, which JSON cannot carry (the data are percentages)."""
 
 
 class Record(NamedTuple):
@@ -74,7 +76,17 @@ class Dataset:
     does not keep the file's row order or the columns no statistic uses.
     """
 
-    __slots__ = ("_stats", "groups", "rows_read", "rows_skipped", "source", "state_set", "states")
+    __slots__ = (
+        "_catalog",
+        "_stats",
+        "groups",
+        "rows_read",
+        "rows_skipped",
+        "source",
+        "state_set",
+        "states",
+        "table",
+    )
 
     def __init__(
         self,
@@ -83,9 +95,15 @@ class Dataset:
         source: str,
         rows_read: int,
         rows_skipped: int,
+        table: EstimateTable,
     ) -> None:
-        """Aggregate `groups` (finite float values by group key). Prefer the factories."""
+        """Aggregate `groups` (finite float values by group key). Prefer the factories.
+
+        `table` holds the same rows one by one, for the v2 queries.
+        """
         self.groups: Mapping[GroupKey, array[float]] = MappingProxyType(dict(groups))
+        self.table = table
+        self._catalog: Catalog | None = None
         self.source = source
         self.rows_read = rows_read
         self.rows_skipped = rows_skipped
@@ -95,13 +113,25 @@ class Dataset:
 
     @classmethod
     def from_records(cls, records: Iterable[Record], *, source: str = "<records>") -> Dataset:
-        """Build a dataset from in-memory rows, for tests and embedders that have no file."""
+        """Build a dataset from in-memory rows, for tests and embedders that have no file.
+
+        The table gets the columns a `Record` has (no ids, intervals or footnotes).
+        """
         raw: defaultdict[GroupKey, list[float | str | None]] = defaultdict(list)
+        collector = RowCollector(_RECORD_INDEXES)
         rows = 0
-        for question, state, value, *rest in records:
+        for record in records:
+            question, state, value, *rest = record
             raw[(question, state, *rest)].append(value)  # type: ignore[index]
+            collector.add(_record_row(Record(*record)))
             rows += 1
-        return cls.from_raw_groups(raw, source=source, rows_read=rows, rows_skipped=0)
+        return cls.from_raw_groups(
+            raw,
+            source=source,
+            rows_read=rows,
+            rows_skipped=0,
+            table=EstimateTable.build(collector.columns()),
+        )
 
     @classmethod
     def from_raw_groups(
@@ -111,6 +141,7 @@ class Dataset:
         source: str,
         rows_read: int,
         rows_skipped: int,
+        table: EstimateTable,
     ) -> Dataset:
         """Build from unparsed values by group; values that are not finite numbers are skipped."""
         groups: dict[GroupKey, array[float]] = {}
@@ -119,7 +150,7 @@ class Dataset:
             numbers = _finite_numbers(values)
             skipped += len(values) - len(numbers)
             groups[key] = numbers
-        return cls(groups, source=source, rows_read=rows_read, rows_skipped=skipped)
+        return cls(groups, source=source, rows_read=rows_read, rows_skipped=skipped, table=table)
 
     @property
     def rows(self) -> int:
@@ -130,6 +161,21 @@ class Dataset:
     def questions(self) -> tuple[str, ...]:
         """The questions with at least one numeric row, sorted."""
         return tuple(sorted(self._stats))
+
+    @property
+    def catalog(self) -> Catalog:
+        """The names of the table's questions, locations, strata and years (built on first use)."""
+        if self._catalog is None:
+            self._catalog = Catalog.of(self.table)
+        return self._catalog
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the loaded rows in canonical form, computed on first use.
+
+        Equal for the same rows in any order and from either parser, different for any other data.
+        """
+        return self.table.fingerprint
 
     def stats(self, question: str) -> QuestionStats | None:
         """The precomputed aggregates of `question`, or None if it has no numeric row."""
@@ -142,12 +188,50 @@ class Dataset:
         )
 
 
+_RECORD_COLUMNS = {
+    "Question": 0,
+    "LocationDesc": 1,
+    "Data_Value": 2,
+    "StratificationCategory1": 3,
+    "Stratification1": 4,
+    "YearStart": 5,
+    "YearEnd": 6,
+    "LocationAbbr": 7,
+}
+_RECORD_INDEXES = {name: _RECORD_COLUMNS.get(name, len(Record._fields)) for name in KEPT_COLUMNS}
+"""Where `_record_row` puts each kept column (the absent ones: the empty cell at the end)."""
+
+
+def _record_row(record: Record) -> list[str]:
+    cells = [_text(cell) for cell in record]
+    cells.append("")
+    return cells
+
+
+def _text(cell: object) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, int | float):
+        return repr(float(cell))
+    return str(cell)
+
+
 def _finite_numbers(values: Sequence[float | str | None]) -> array[float]:
-    """Parse values as floats, dropping empty, non-numeric, NaN, infinite and absurd ones."""
-    try:
-        numbers = array("d", map(float, values))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        numbers = array("d", (n for n in map(_to_float, values) if n is not None))
+    """Parse values as floats, dropping empty, non-numeric, NaN, infinite and absurd ones.
+
+    Text is a number only by `numbers.NUMBER` (not by `float()`, which takes `1_000`).
+    """
+    if isinstance(values, array):
+        numbers = values
+    else:
+        try:
+            plain = all(map(NUMBER.fullmatch, values))  # type: ignore[arg-type]
+        except TypeError:  # floats among the texts (the arrow path's mixed groups)
+            plain = False
+        if plain:
+            numbers = array("d", map(float, values))  # type: ignore[arg-type]
+        else:
+            numbers = array("d", (n for n in map(_to_float, values) if n is not None))
     if sum(map(abs, numbers)) <= MAX_MAGNITUDE:  # False for any NaN, infinity or absurd value
         return numbers
     return array("d", (n for n in numbers if abs(n) <= MAX_MAGNITUDE))
@@ -156,10 +240,9 @@ def _finite_numbers(values: Sequence[float | str | None]) -> array[float]:
 def _to_float(value: float | str | None) -> float | None:
     if value is None:
         return None
-    try:
+    if isinstance(value, int | float):
         return float(value)
-    except ValueError:
-        return None
+    return parse_number(value)
 
 
 def _mean(parts: list[array[float]]) -> float | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lestats.data.dataset import Dataset, GroupKey
+from lestats.data.table import KEPT_COLUMNS, EstimateTable, RowCollector
 from lestats.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "Stratification1",
 )
 """Columns without which no statistic can be computed; the others may be absent."""
+USED_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys((*REQUIRED_COLUMNS, *KEY_COLUMNS, *KEPT_COLUMNS))
+)
+"""Every column read; each may appear once at most (after stripping names)."""
 PARSER_VARIABLE = "LESTATS_CSV_PARSER"
 """Environment variable: `csv` forces the csv module even where pyarrow is installed."""
 
@@ -127,17 +132,13 @@ def load_lines(lines: Iterable[str], *, source: str) -> Dataset:
         header = next(reader, None)
         if header is None:
             raise DatasetError(source, "empty file")
-        names = {name.strip(): index for index, name in enumerate(header)}
-        missing = [name for name in REQUIRED_COLUMNS if name not in names]
-        if missing:
-            listed = ", ".join(repr(name) for name in missing)
-            plural = "s" if len(missing) > 1 else ""
-            raise DatasetError(source, f"missing column{plural} {listed}")
-        # Optional key columns that are absent read as an empty cell appended to each row.
+        names = column_indexes(header, source)
+        # Optional columns that are absent read as an empty cell appended to each row.
         width = len(header)
-        pad = any(name not in names for name in KEY_COLUMNS)
+        pad = any(name not in names for name in USED_COLUMNS)
         key_of = itemgetter(*(names.get(name, width) for name in KEY_COLUMNS))
         value_index = names[VALUE_COLUMN]
+        collector = RowCollector({name: names.get(name, width) for name in KEPT_COLUMNS})
         raw: defaultdict[GroupKey, list[str]] = defaultdict(list)
         malformed = 0
         for row in reader:
@@ -148,13 +149,45 @@ def load_lines(lines: Iterable[str], *, source: str) -> Dataset:
             if pad:
                 row.append("")
             raw[key_of(row)].append(row[value_index])
+            collector.add(row)
     except csv.Error as exc:
         raise DatasetError(source, f"not valid CSV at line {reader.line_num}: {exc}") from None
     if not raw:
         problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
         raise DatasetError(source, f"{problem} the header's {width} columns")
     rows_read = sum(map(len, raw.values())) + malformed
-    return Dataset.from_raw_groups(raw, source=source, rows_read=rows_read, rows_skipped=malformed)
+    return Dataset.from_raw_groups(
+        raw,
+        source=source,
+        rows_read=rows_read,
+        rows_skipped=malformed,
+        table=EstimateTable.build(collector.columns()),
+    )
+
+
+def column_indexes(header: list[str], source: str) -> dict[str, int]:
+    """Each column's position by its name after stripping spaces (both parsers use this).
+
+    Raises:
+        DatasetError: a required column is missing, or a column that is read appears twice
+            (which of the two would be meant cannot be known).
+    """
+    names: dict[str, int] = {}
+    for index, name in enumerate(header):
+        stripped = name.strip()
+        if stripped in names and stripped in USED_COLUMNS:
+            raise DatasetError(
+                source,
+                f"column {stripped!r} appears twice (columns {names[stripped] + 1} and "
+                f"{index + 1}): which one holds the data cannot be told",
+            )
+        names[stripped] = index
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        plural = "s" if len(missing) > 1 else ""
+        raise DatasetError(source, f"missing column{plural} {listed}")
+    return names
 
 
 def load_demo_dataset(rows: int | None = None, seed: int | None = None) -> Dataset:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from lestats.http.keys import CLOSING, ENGINE
+from lestats.http.connections import DEFAULT_BODY_TIMEOUT
+from lestats.http.keys import BODY_TIMEOUT, CLOSING, ENGINE
 from lestats.http.middlewares import log_and_map_errors
 from lestats.http.page import page_routes
 from lestats.http.routes import routes
@@ -20,14 +21,23 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(engine: Engine, *, max_body: int = MAX_BODY_BYTES) -> web.Application:
+def create_app(
+    engine: Engine,
+    *,
+    max_body: int = MAX_BODY_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+) -> web.Application:
     """An application serving `engine`, which it owns from then on.
 
     The application starts the engine (unless already started) when it starts, and on cleanup
-    drains it: every accepted job finishes before the engine stops.
+    drains it: every accepted job finishes before the engine stops. A request body must arrive
+    within `body_timeout` seconds of its headers (then `408`).
     """
+    if body_timeout <= 0:
+        raise ValueError(f"body_timeout must be positive, not {body_timeout}")
     app = web.Application(client_max_size=max_body, middlewares=[log_and_map_errors])
     app[ENGINE] = engine
+    app[BODY_TIMEOUT] = body_timeout
     app[CLOSING] = asyncio.Event()
     app.add_routes(routes(engine.registry))
     app.add_routes(page_routes())

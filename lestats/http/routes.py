@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from lestats import jsonio
-from lestats.actors.jobs import JobOutcome, JobStatus
+from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.errors import InvalidQuery, ShuttingDown
 from lestats.http.keys import CLOSING, ENGINE, OUTCOME
 from lestats.http.openapi import openapi_document
@@ -85,17 +85,25 @@ def _wait_seconds(text: str | None) -> float | None:
 async def _wait_for(
     engine: Engine, job_id: str, seconds: float, closing: asyncio.Event
 ) -> JobOutcome:
-    """Wait for the job to finish, at most `seconds`, and no longer than the server lives."""
+    """Wait for the job to finish, at most `seconds`, and no longer than the server lives.
+
+    Released by the server's closing, the waiter answers `running` without asking the engine
+    again: thousands of waiters let go at once must not need thousands of request places. Its
+    waiter place is given back before it answers, and at once if its client hangs up (aiohttp
+    then cancels this handler).
+    """
     waiting = asyncio.ensure_future(engine.wait_async(job_id, seconds))
     closed = asyncio.ensure_future(closing.wait())
     try:
         await asyncio.wait((waiting, closed), return_when=asyncio.FIRST_COMPLETED)
     finally:
         closed.cancel()
-    if waiting.done():
-        return waiting.result()
-    waiting.cancel()
-    return await engine.outcome_async(job_id)
+        if not waiting.done():
+            waiting.cancel()
+            await asyncio.wait((waiting,))  # its waiter place is free once it has ended
+    if waiting.cancelled():
+        return RUNNING
+    return waiting.result()
 
 
 def _outcome_response(outcome: JobOutcome) -> web.Response:

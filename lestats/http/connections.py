@@ -1,0 +1,339 @@
+"""The connection guard: timeouts for idle and slow clients, a connection cap, JSON refusals.
+
+aiohttp's own `RequestHandler` already closes a connection that completes no request within its
+keep-alive timeout (counted from the opening, or from the end of the previous response); here
+that is the idle timeout. This module adds what aiohttp lacks:
+
+- a header timeout: a request whose first bytes arrived must complete its headers within it, or
+  it is answered `408` (JSON) and closed. The body has its own timeout, in the middleware;
+- a connection cap: past it, a new connection takes the place of the connection idle the
+  longest (so a flood of idle sockets cannot lock out real clients), or, when every connection
+  is busy with a request, is answered `503` (JSON, with `Retry-After`) and closed;
+- JSON for the refusals aiohttp's parser makes itself (bad method, bad framing, ...), logged as
+  one WARNING line each instead of a traceback;
+- one log line per episode when `accept()` runs out of file descriptors, instead of one
+  traceback per attempt.
+
+It leans on a few attributes of aiohttp's `RequestHandler` that are not public (`_waiter`,
+`_messages`, `_next_keepalive_close_time`, `_current_request`); `tests/test_http_connections.py`
+pins the behaviour they give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import resource
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
+
+from lestats import jsonio
+from lestats.http.middlewares import shown_request
+from lestats.http.responses import error_response
+
+if TYPE_CHECKING:
+    from aiohttp.web_request import BaseRequest
+
+log = logging.getLogger("lestats.http")
+
+DEFAULT_IDLE_TIMEOUT = 15.0
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 10.0
+MAX_DEFAULT_CONNECTIONS = 10_000
+RESERVED_FDS = 256
+"""File descriptors kept for everything but connections (journal, result files, log, pipes)."""
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def default_max_connections() -> int:
+    """The open-file limit less `RESERVED_FDS`, at most `MAX_DEFAULT_CONNECTIONS`, at least 16."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_DEFAULT_CONNECTIONS
+    return max(16, min(MAX_DEFAULT_CONNECTIONS, soft - RESERVED_FDS))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """How long a client may stay idle or take over a request, and how many may connect."""
+
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    """Seconds a connection may wait without sending a request (at its start or between two)."""
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    """Seconds from a request's first byte to the end of its headers."""
+    max_connections: int = MAX_DEFAULT_CONNECTIONS
+    """Open client connections at most; see `GuardedServer`."""
+
+    def __post_init__(self) -> None:
+        if not (self.idle_timeout > 0 and self.header_timeout > 0 and self.max_connections > 0):
+            raise ValueError(f"connection limits must be positive: {self}")
+
+
+def _raw_json_answer(status: int, phrase: str, reason: str, extra: str = "") -> bytes:
+    """A whole HTTP/1.1 response that closes the connection, for use outside any request."""
+    body = jsonio.dumps({"status": "error", "reason": reason})
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's connection protocol, plus the header timeout and JSON for parser refusals."""
+
+    def __init__(self, manager: GuardedServer, *, header_timeout: float, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Whether the connection waits for a request (none is being handled)."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self._messages
+
+    @property
+    def idle_deadline(self) -> float:
+        """When the idle timeout closes this connection (loop time): earliest = idle longest."""
+        return self._next_keepalive_close_time
+
+    def data_received(self, data: bytes) -> None:
+        """Feed aiohttp's parser; time the headers of a request that has begun."""
+        was_idle = self.idle
+        super().data_received(data)
+        if not was_idle or not data:
+            return
+        if self.idle:  # bytes of a request whose headers are not complete yet
+            if self._header_timer is None:
+                self._header_timer = self._loop.call_later(
+                    self._header_timeout, self._headers_too_slow
+                )
+        else:
+            self._cancel_header_timer()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Stop the header timer, then let aiohttp clean up."""
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def refuse(self, answer: bytes) -> None:
+        """Send a whole prepared response and close (nothing was read of any request)."""
+        if self.transport is not None:
+            self.transport.write(answer)
+        self.force_close()
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.idle or self.transport is None:
+            return
+        reason = f"request headers not complete within {self._header_timeout:g} s"
+        log.warning("closed a connection from %s: %s", _peer(self), reason)
+        self.refuse(_raw_json_answer(408, "Request Timeout", reason))
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Report an unexpected error as aiohttp does, unless it is an undecodable body's.
+
+        After the middleware has answered `400` to a body that cannot be decoded, aiohttp drains
+        the rest of it ("lingering") and meets the same error again: already logged, not a fault.
+        """
+        if isinstance(kwargs.get("exc_info"), RequestPayloadError):
+            log.debug("rest of an undecodable body dropped: %s", kwargs["exc_info"])
+            return
+        super().log_exception(*args, **kwargs)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """JSON instead of aiohttp's plain text; one WARNING line for a malformed request.
+
+        Called for what aiohttp's parser refuses (status 400 with the parser's `message`) and
+        for an exception that escaped the middleware (500, logged with its traceback).
+        """
+        if status >= 500:  # noqa: PLR2004 - a bug of ours, not the client's
+            self.log_exception("%s failed", shown_request(request), exc_info=exc)
+            reason = "internal error"
+        else:
+            detail = (message or str(exc or "") or "malformed").strip().splitlines()[0]
+            reason = f"malformed HTTP request: {detail}"[:300]
+            log.warning("refused a request from %s: %d %s", request.remote, status, reason)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already sent; the connection is closed")
+        response = error_response(status, reason)
+        response.force_close()
+        return response
+
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """Turn an HTTP error raised before the middleware ran (`Expect`) into JSON."""
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:  # noqa: PLR2004
+            log.info(
+                "<- %s %d %s (refused before routing)",
+                shown_request(request),
+                resp.status,
+                resp.reason,
+            )
+            json_answer = error_response(resp.status, resp.text or resp.reason)
+            json_answer.force_close()
+            resp = json_answer
+        return await super().finish_response(request, resp, start_time)
+
+
+def _peer(handler: RequestHandler) -> str:
+    peer = handler.peername
+    if isinstance(peer, tuple) and len(peer) >= 2:  # noqa: PLR2004 - (host, port, ...)
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+class GuardedServer(web.Server):
+    """aiohttp's low-level server with `GuardedRequestHandler`s and the connection cap.
+
+    At the cap, a new connection closes the connection that has been idle the longest (a
+    keep-alive client then reconnects, as it must be ready to after any idle close); when none
+    is idle, the new one is answered `503` and closed. Requests in progress are never cut.
+    """
+
+    def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+        self.evicted = 0
+        self.refused = 0
+        self._accept_trouble = _AcceptTrouble()
+
+    def __call__(self) -> RequestHandler:
+        """A protocol for one new connection."""
+        return GuardedRequestHandler(
+            self,
+            loop=self._loop,
+            keepalive_timeout=self.limits.idle_timeout,
+            header_timeout=self.limits.header_timeout,
+            **self._kwargs,
+        )
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        """Count the connection; past the cap, make room or refuse it."""
+        super().connection_made(handler, transport)
+        self._accept_trouble.accepted()
+        if len(self._connections) <= self.limits.max_connections:
+            return
+        idle = [
+            other
+            for other in self._connections
+            if other is not handler
+            and isinstance(other, GuardedRequestHandler)
+            and other.transport is not None
+            and other.idle
+        ]
+        if idle:
+            min(idle, key=lambda other: other.idle_deadline).force_close()
+            self.evicted += 1
+            return
+        self.refused += 1
+        cast("GuardedRequestHandler", handler).refuse(
+            _raw_json_answer(
+                503,
+                "Service Unavailable",
+                f"too many connections (at most {self.limits.max_connections}); retry later",
+                "Retry-After: 1\r\n",
+            )
+        )
+
+    def install_accept_logging(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Log `accept()` running out of descriptors once per episode, not once per attempt."""
+        self._accept_trouble.install(loop)
+
+
+class _AcceptTrouble:
+    """Turns asyncio's report of each failed `accept()` into one line per episode.
+
+    After EMFILE (and the like) asyncio retries a second later, but reports every failure
+    through the loop's exception handler with a traceback, and keeps trying the rest of its
+    accept batch meanwhile: about a hundred reports a second. An episode starts at the first
+    failure and ends at the first connection made `_QUIET` seconds after the last failure
+    (connections accepted in the same batch as a failure are set up just after it).
+    """
+
+    _QUIET = 0.5
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._last_failure = 0.0
+        self._failures = 0
+        self._previous: Any = None
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Become `loop`'s exception handler (passing on every other report)."""
+        self._previous = loop.get_exception_handler()
+        loop.set_exception_handler(self._handle)
+
+    def accepted(self) -> None:
+        """A connection was made: the end of an episode, if failures have stopped."""
+        if self._since is not None and time.monotonic() - self._last_failure >= self._QUIET:
+            log.warning(
+                "accepting connections again after %.1f s (%d failed accept attempts)",
+                time.monotonic() - self._since,
+                self._failures,
+            )
+            self._since = None
+            self._failures = 0
+
+    def _handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if (
+            isinstance(exc, OSError)
+            and exc.errno in _OUT_OF_FDS
+            and "accept" in str(context.get("message", ""))
+        ):
+            self._failures += 1
+            self._last_failure = time.monotonic()
+            if self._since is None:
+                self._since = time.monotonic()
+                log.warning(
+                    "cannot accept connections: %s; retrying every second until some close",
+                    exc.strerror or exc,
+                )
+            return
+        if self._previous is not None:
+            self._previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+
+class GuardedAppRunner(web.AppRunner):
+    """An `AppRunner` whose server is a `GuardedServer`, with handler cancellation on.
+
+    Handler cancellation (aiohttp's option, off by default) cancels a request's handler when
+    its client disconnects: a long-poll then frees its waiter slot at once.
+    """
+
+    def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(app, handler_cancellation=True, **kwargs)
+        self._limits = limits
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()  # starts the app, as aiohttp does
+        server = GuardedServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            loop=asyncio.get_running_loop(),
+            limits=self._limits,
+            **self._kwargs,
+        )
+        server.install_accept_logging(asyncio.get_running_loop())
+        return server

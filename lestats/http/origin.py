@@ -1,0 +1,67 @@
+"""Which requests come from another web site, and are refused (403) for it.
+
+A browser lets any page it shows send requests to `127.0.0.1:5000`: a form POST, a `fetch` with
+a `text/plain` body, an `<img src=".../api/graceful_shutdown">`. It also says where such a
+request comes from, in two headers that a page cannot forge:
+
+- `Sec-Fetch-Site` (every current browser): `same-origin` and `none` (typed in the address bar,
+  a bookmark) are the user's own; `same-site` (another port or sub-domain of the same site, such
+  as another local development server) and `cross-site` are another page's.
+- `Origin` (sent with every POST and every cross-origin `fetch`): it must be this server's own
+  origin, the scheme and `Host` the request came to; `null` (sandboxed frames, `file:` pages)
+  is foreign.
+
+Clients that are not browsers (curl, the course's checker, Python clients) send neither header
+and pass. So does a top-level navigation (a link followed from another site) to a page outside
+`/api/`: it can read nothing and change nothing, and the user asked for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from yarl import URL
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+OWN_SITE = frozenset({"same-origin", "none"})
+"""`Sec-Fetch-Site` values of requests the user made on this server's own pages."""
+API_PREFIX = "/api/"
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def cross_site_refusal(request: web.BaseRequest) -> str | None:
+    """Why the request is refused as cross-site, or None if it is the user's own."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site.strip().lower() not in OWN_SITE:
+        if _page_navigation(request):
+            return None
+        return f"cross-site request refused (Sec-Fetch-Site: {fetch_site[:40]})"
+    origin = request.headers.get("Origin")
+    if origin is not None and not _same_origin(origin, request):
+        if _page_navigation(request):
+            return None
+        return f"cross-site request refused (Origin {origin[:100]} is not this server)"
+    return None
+
+
+def _page_navigation(request: web.BaseRequest) -> bool:
+    """A user following a link to one of the pages (not the API): harmless, and wanted."""
+    return (
+        request.method in _SAFE_METHODS
+        and request.headers.get("Sec-Fetch-Mode", "").lower() == "navigate"
+        and not request.path.startswith(API_PREFIX)
+    )
+
+
+def _same_origin(origin: str, request: web.BaseRequest) -> bool:
+    """Whether `origin` is the scheme, host and port the request was sent to."""
+    try:
+        claimed = URL(origin.strip())
+        own = URL.build(scheme=request.scheme, authority=request.host)
+    except (ValueError, TypeError):
+        return False
+    if not claimed.absolute or claimed.path not in ("", "/") or claimed.query_string:
+        return False
+    return (claimed.scheme, claimed.host, claimed.port) == (own.scheme, own.host, own.port)
