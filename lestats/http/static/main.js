@@ -10,7 +10,6 @@ import { drawLegend, drawMap } from "./tilemap.js";
 import { drawTrend } from "./trend.js";
 
 const $ = (id) => document.getElementById(id);
-const TOTAL = "OVERALL";
 const NATIONAL = "US";
 const PARAMS = ["q", "year", "stratum", "state", "cmp", "a", "b", "sort", "desc"];
 
@@ -24,7 +23,7 @@ function stateFromUrl() {
   const question = catalogue.questions.find((q) => q.id === raw.q) || catalogue.defaultQuestion;
   const years = question.years;
   const year = years.includes(Number(raw.year)) ? Number(raw.year) : years[years.length - 1];
-  const stratum = catalogue.strata.has(raw.stratum) ? raw.stratum : TOTAL;
+  const stratum = catalogue.strata.has(raw.stratum) ? raw.stratum : catalogue.total;
   const state = catalogue.places.has(raw.state) && raw.state !== NATIONAL ? raw.state : null;
   const cmp = raw.cmp === "stratum" ? "stratum" : "location";
   const pool = cmp === "location" ? catalogue.places : catalogue.strata;
@@ -71,7 +70,9 @@ async function loadCatalogue() {
   for (const category of strata.data) {
     for (const s of category.strata) strataById.set(s.stratum, { ...s, category: category.name });
   }
-  const gender = strata.data.find((c) => c.strata.length >= 2 && c.category !== "OVR");
+  const all = [...strataById.values()];
+  const total = (all.find((s) => s.stratum === "OVERALL") || all.find((s) => s.name === "Total") || all[0]).stratum;
+  const pairable = strata.data.find((c) => c.strata.length >= 2 && !c.strata.some((s) => s.stratum === total));
   const usable = questions.data.filter((q) => q.years.length);
   return {
     questions: usable,
@@ -81,7 +82,8 @@ async function loadCatalogue() {
     firstState: locations.data.find((l) => l.kind === "state").location,
     strata: strataById,
     strataGroups: strata.data,
-    strataPair: gender ? [gender.strata[0].stratum, gender.strata[1].stratum] : [TOTAL, TOTAL],
+    total,
+    strataPair: pairable ? [pairable.strata[0].stratum, pairable.strata[1].stratum] : [total, total],
   };
 }
 
