@@ -42,10 +42,10 @@ def capture(driver: WebDriver, ids: Sequence[str], path: Path) -> None:
     box = driver.execute_script(
         """
         const rects = arguments[0].map((id) => document.getElementById(id).getBoundingClientRect());
-        const left = Math.min(...rects.map((r) => r.left)) + window.scrollX - 8;
-        const top = Math.min(...rects.map((r) => r.top)) + window.scrollY - 8;
-        const right = Math.max(...rects.map((r) => r.right)) + window.scrollX + 8;
-        const bottom = Math.max(...rects.map((r) => r.bottom)) + window.scrollY + 8;
+        const left = Math.min(...rects.map((r) => r.left)) + window.scrollX - 4;
+        const top = Math.min(...rects.map((r) => r.top)) + window.scrollY - 4;
+        const right = Math.max(...rects.map((r) => r.right)) + window.scrollX + 4;
+        const bottom = Math.max(...rects.map((r) => r.bottom)) + window.scrollY + 4;
         return {x: left, y: top, width: right - left, height: bottom - top};
         """,
         list(ids),

@@ -55,11 +55,15 @@ export function drawRanking(table, { ranking, unit, sort, selected, onSort, onCh
       return el("tr", { "data-location": row.location, class: `${row.rank === null ? "no-data" : ""}${row.location === selected ? " selected" : ""}` },
         el("td", { class: "num" }, rank),
         el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => onChoose(row.location) }, row.name)),
-        el("td", { class: "num" }, row.rank === null ? `no data${row.reason ? ` (${row.reason})` : ""}` : fmt.value(row.value, unit)),
+        el("td", { class: "num" }, row.rank === null ? noData(row.reason) : fmt.value(row.value, unit)),
         el("td", { class: "num" }, fmt.interval(row.low, row.high)),
         el("td", { class: "num" }, fmt.count(row.sample_size)),
         el("td", { class: "overlap", title: overlaps ? overlapTitle(row) : null }, overlaps ? "≈" : ""));
     })));
+}
+
+function noData(reason) {
+  return reason && reason !== "no data" ? `no data (${reason})` : "no data";
 }
 
 function overlapTitle(row) {

@@ -67,7 +67,8 @@ export function drawMap(container, { locations, rows, noData, colours, unit, sel
     const row = rows.get(code);
     if (row) return `${loc.name}: ${fmt.estimate(row, unit)}; rank ${row.rank} of ${rows.size}`;
     const missing = noData.get(code);
-    return `${loc.name}: no data${missing && missing.reason ? ` (${missing.reason})` : ""}`;
+    const reason = missing && missing.reason !== "no data" ? ` (${missing.reason})` : "";
+    return `${loc.name}: no data${reason}`;
   };
 
   for (const loc of locations) {

@@ -12,13 +12,14 @@ const STYLES = [
   { line: "#c64f00", band: null, dash: "6 4" },
 ];
 
-/** About five round ticks covering [min, max]. */
+/** About five round ticks, the first at or below `min`, the last at or above `max`. */
 function ticks(min, max) {
   const raw = (max - min) / 5 || 1;
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw);
   const out = [];
-  for (let t = Math.ceil(min / step) * step; t <= max + 1e-9; t += step) out.push(Number(t.toFixed(6)));
+  const last = Math.ceil(max / step - 1e-9) * step;
+  for (let t = Math.floor(min / step + 1e-9) * step; t <= last + step / 2; t += step) out.push(Number(t.toFixed(6)));
   return out;
 }
 
@@ -46,8 +47,8 @@ export function drawTrend(container, tableNode, trend, unit) {
     return;
   }
   const yTicks = ticks(Math.min(...numbers), Math.max(...numbers));
-  const yMin = Math.min(yTicks[0], Math.min(...numbers));
-  const yMax = Math.max(yTicks[yTicks.length - 1], Math.max(...numbers));
+  const yMin = yTicks[0];
+  const yMax = yTicks[yTicks.length - 1];
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const x = (year) => MARGIN.left + (years.length > 1 ? ((year - years[0]) / (years[years.length - 1] - years[0])) * plotW : plotW / 2);
@@ -83,7 +84,7 @@ export function drawTrend(container, tableNode, trend, unit) {
     for (const p of s.points) {
       if (p.value == null) {
         if (i === 0) {
-          group.append(svg("text", { x: x(p.year), y: HEIGHT - MARGIN.bottom - 6, "text-anchor": "middle", class: "gap" },
+          group.append(svg("text", { x: x(p.year), y: HEIGHT - MARGIN.bottom - 12, "text-anchor": "middle", class: "gap" },
             "gap", svg("title", {}, `${s.name} ${p.year}: ${p.gap || "no data"}`)));
         }
         continue;
