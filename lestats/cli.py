@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -24,15 +25,17 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
+from lestats.data.kinds import register_queries
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.registry import ENTRY_POINT_GROUP
 from lestats.data.statistics import default_registry
-from lestats.errors import DatasetError
+from lestats.errors import DatasetError, StorageError
 from lestats.http.app import create_app
 from lestats.http.connections import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_SEND_TIMEOUT,
     RESERVED_FDS,
     ConnectionLimits,
     GuardedAppRunner,
@@ -40,6 +43,7 @@ from lestats.http.connections import (
 )
 from lestats.http.keys import ENGINE
 from lestats.logs import start_file_logging
+from lestats.stores.base import Retention
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -88,6 +92,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="accepted-but-unfinished jobs before POSTs get 503 with Retry-After",
     )
     parser.add_argument(
+        "--keep-last",
+        type=_positive,
+        metavar="N",
+        help="forget finished jobs but the last N (they then answer error 'expired');"
+        " default: keep all",
+    )
+    parser.add_argument(
+        "--keep-for",
+        type=_seconds,
+        metavar="SECONDS",
+        help="forget finished jobs older than this; default: keep all",
+    )
+    parser.add_argument(
         "--statistic",
         action="append",
         default=[],
@@ -123,12 +140,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds from a request's first byte to the end of its headers (then 408)",
     )
     parser.add_argument(
+        "--send-timeout",
+        type=_seconds,
+        default=DEFAULT_SEND_TIMEOUT,
+        help="seconds an answer may wait on a client that does not read it (then dropped)",
+    )
+    parser.add_argument(
         "--body-timeout",
         type=_seconds,
         default=DEFAULT_BODY_TIMEOUT,
         help="seconds for a request's body to arrive after its headers (then 408)",
     )
     return parser.parse_args(argv)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def retention(args: argparse.Namespace) -> Retention:
+    """The retention that `--keep-last` and `--keep-for` ask for."""
+    return Retention(keep_last=args.keep_last, max_age=args.keep_for)
 
 
 def _positive(text: str) -> int:
@@ -139,12 +177,13 @@ def _positive(text: str) -> int:
 
 
 def statistics(targets: Sequence[str]) -> Registry:
-    """The default registry, with the installed plug-ins and the `--statistic` ones added.
+    """The default registry and the v2 query kinds, plus the installed and `--statistic` plug-ins.
 
     Raises:
         ValueError: a plug-in cannot be loaded or clashes with a registered name.
     """
     registry = default_registry()
+    register_queries(registry)
     registry.load_entry_points()
     for target in targets:
         registry.load_named(target)
@@ -322,6 +361,7 @@ def main(
             workers=args.workers,
             results_dir=args.results_dir,
             max_pending=args.max_pending,
+            retention=retention(args),
             registry=registry,
             max_waiters=args.max_waiters,
             runner=runner,
@@ -329,10 +369,16 @@ def main(
         limits = ConnectionLimits(
             idle_timeout=args.idle_timeout,
             header_timeout=args.header_timeout,
+            send_timeout=args.send_timeout,
             max_connections=args.max_connections,
         )
         app = create_app(engine, body_timeout=args.body_timeout)
-        asyncio.run(serve(app, args.host, args.port, limits=limits, signals=signals))
+        try:
+            asyncio.run(serve(app, args.host, args.port, limits=limits, signals=signals))
+        except StorageError as exc:  # the results directory is unusable or in use
+            log.error("cannot use the results directory: %s", exc.problem)  # noqa: TRY400
+            sys.stderr.write(f"error: {exc.problem}\n")
+            return 2
         signals.install()  # asyncio gave the signals their defaults back: keep them handled
         return 0
     finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,7 +84,16 @@ class Message:
     __slots__ = ()
 
 
-def is_request(message: object) -> bool:
+class Request(Protocol[T]):
+    """A message carrying the `reply` future its actor settles with a `T` (or refuses)."""
+
+    @property
+    def reply(self) -> Future[T]:
+        """Settled by the receiving actor with the answer, or with the refusal."""
+        ...
+
+
+def is_request(message: object) -> TypeGuard[Request[Any]]:
     """Whether `message` is one of ours that carries a `reply` future to settle."""
     return isinstance(message, Message) and isinstance(getattr(message, "reply", None), Future)
 

@@ -8,7 +8,6 @@ from collections import Counter
 
 import pykka
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 from lestats import jsonio
 from lestats import messages as m
@@ -21,6 +20,7 @@ from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
 from lestats.data.statistics import compute
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
 from lestats.stores.files import JOURNAL_NAME
+from lestats.testing import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
 
 
 @pytest.fixture

@@ -226,10 +226,11 @@ async def test_an_internal_error_is_500_json_and_logged_with_its_traceback(
 ):
     client, engine = await serve(http_dataset)
 
-    async def broken():
+    async def broken(*_paging):
         raise RuntimeError("listing exploded")
+        yield  # an async generator, as the engine's pages are
 
-    monkeypatch.setattr(engine, "jobs_async", broken)
+    monkeypatch.setattr(engine, "job_pages", broken)
     response = await client.get("/api/jobs")
     assert response.status == 500
     assert response.content_type == "application/json"

@@ -10,7 +10,6 @@ import sys
 import textwrap
 
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES
 from http_support import RUN_PY, Server, get_json, json_body, poll, post_job
 
 from lestats.data.dataset import Dataset, Record
@@ -20,6 +19,7 @@ from lestats.data.registry import Parameter, Registry, Statistic
 from lestats.data.statistics import COURSE_STATISTICS, QUESTION, STATE, default_registry
 from lestats.errors import InvalidQuery
 from lestats.http.openapi import openapi_document
+from lestats.testing import MUSCLE, OBESITY, TINY_STATES
 
 pytest_plugins = ["http_support"]
 

@@ -11,11 +11,10 @@ import queue
 import threading
 from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
-from pathlib import Path
 
 import pykka
 import pytest
-from conftest import MUSCLE, OBESITY, ask, eventually, stop_actor
+from store_faults import FaultyWrite
 
 from lestats import messages as m
 from lestats.actors import result_store as result_store_module
@@ -26,31 +25,10 @@ from lestats.data.query import Query
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 from lestats.stores.files import FileStore
 from lestats.stores.result_files import ResultFiles
+from lestats.testing import MUSCLE, OBESITY, ask, eventually, stop_actor
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean", MUSCLE, "Ohio")
-
-
-class FaultyWrite:
-    """`os.write` for a FileStore that fails on demand, by the file a descriptor names: result
-    files raise `results_error` (ENOSPC) while `results_full` is set, the journal raises
-    `journal_error` (EIO) while `journal_broken` is."""
-
-    def __init__(self) -> None:
-        self.results_full = threading.Event()
-        self.journal_broken = threading.Event()
-        self.journal_error = OSError(5, "Input/output error")
-        self.results_error = OSError(28, "No space left on device")
-        self.refused = 0
-
-    def __call__(self, fd: int, data) -> int:
-        name = str(Path(f"/proc/self/fd/{fd}").readlink())
-        if self.journal_broken.is_set() and "journal" in name:
-            raise self.journal_error
-        if self.results_full.is_set() and ".job_id_" in name:
-            self.refused += 1
-            raise self.results_error
-        return os.write(fd, data)
 
 
 class NoDescriptors:

@@ -34,6 +34,7 @@ OPTIONS = (
     "--idle-timeout",
     "--header-timeout",
     "--body-timeout",
+    "--send-timeout",
 )
 
 
@@ -152,6 +153,7 @@ def test_help_lists_every_option(tmp_path):
         ["--idle-timeout", "0"],
         ["--header-timeout", "nan"],
         ["--body-timeout", "inf"],
+        ["--send-timeout", "-3"],
     ],
 )
 def test_bad_option_values_are_refused_with_usage(tmp_path, args):

@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lestats.actors.jobs import EXPIRED
 from lestats.actors.sized_cache import SizedCache
 
 if TYPE_CHECKING:
@@ -130,9 +131,14 @@ class FinishedOutcomes:
         """The outcome of `job_id` if it finished recently; in the loop's thread only."""
         return self._outcomes.get(job_id)
 
+    def forgotten(self, job_id: int) -> None:
+        """`job_id` was forgotten: it answers `expired` now; in the loop's thread only."""
+        self._outcomes.put(job_id, EXPIRED)
+
     def _add(self, batch: tuple[tuple[int, JobOutcome], ...]) -> None:
         for job_id, outcome in batch:
-            if job_id not in self._outcomes:  # finished is final: the first report stands
+            # Finished is final, the first report stands; only forgetting comes after it.
+            if outcome is EXPIRED or job_id not in self._outcomes:
                 self._outcomes.put(job_id, outcome)
 
 

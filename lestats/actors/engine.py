@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
 
 import pykka
 
@@ -26,6 +26,13 @@ from lestats.actors.worker import MEMO_BYTES, Worker
 from lestats.data.query import Query
 from lestats.data.statistics import default_registry
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown
+from lestats.results import (
+    CategoryMeans,
+    GlobalMean,
+    JobId,
+    StateCategoryMeans,
+    StateMeans,
+)
 from lestats.stores.base import NO_RETENTION_LIMIT, Retention
 from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
 
@@ -37,15 +44,19 @@ if TYPE_CHECKING:
     from lestats.data.dataset import Dataset
     from lestats.data.query import ParamValue
     from lestats.data.registry import Registry
-    from lestats.data.statistics import CourseStatistic
+    from lestats.data.statistics import OneStateStatistic, RankingStatistic
     from lestats.stores.base import JobStore
 
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
 DEFAULT_MAX_WAITERS = 4_096
-LIST_PAGE = 10_000
-"""Jobs listed per message to the ResultStore: other messages get through between pages."""
+LIST_PAGE = 2_000
+"""Jobs listed per message to the ResultStore: other messages get through between pages, and
+the event loop encodes one page (about a millisecond) between two of its other tasks."""
 
 
 def default_workers() -> int:
@@ -252,9 +263,19 @@ class Engine:
         )
 
     @overload
-    def submit(self, kind: CourseStatistic, question: str, state: str | None = None) -> str: ...
+    def submit(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
     @overload
-    def submit(self, kind: Query) -> str: ...
+    def submit(self, kind: OneStateStatistic, question: str, state: str) -> JobId[StateMeans]: ...
+    @overload
+    def submit(self, kind: Literal["global_mean"], question: str) -> JobId[GlobalMean]: ...
+    @overload
+    def submit(self, kind: Literal["mean_by_category"], question: str) -> JobId[CategoryMeans]: ...
+    @overload
+    def submit(
+        self, kind: Literal["state_mean_by_category"], question: str, state: str
+    ) -> JobId[StateCategoryMeans]: ...
+    @overload
+    def submit(self, kind: Query) -> JobId[object]: ...
     @overload
     def submit(
         self,
@@ -263,28 +284,43 @@ class Engine:
         question: str | None = None,
         state: str | None = None,
         **params: ParamValue | list[str] | list[int],
-    ) -> str: ...
+    ) -> JobId[object]: ...
     def submit(
         self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> str:
+    ) -> JobId[object]:
         """Accept a job and return its id (`job_id_N`) once it is journaled.
 
         `kind` is a statistic's name with its arguments (a course statistic takes `question`
         and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
-        or a `Query` made by `query`.
+        or a `Query` made by `query`. The id is a `str`; for type checkers it also tells the
+        type of the job's data (`result` returns it).
 
         Raises:
             InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
         """
         message = self._submission(kind, question, state, params)
-        return format_job_id(self._call(self._dispatcher, message))
+        return JobId(format_job_id(self._call(self._dispatcher, message)))
 
     @overload
-    async def submit_async(
-        self, kind: CourseStatistic, question: str, state: str | None = None
-    ) -> str: ...
+    async def submit_async(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
     @overload
-    async def submit_async(self, kind: Query) -> str: ...
+    async def submit_async(
+        self, kind: OneStateStatistic, question: str, state: str
+    ) -> JobId[StateMeans]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["global_mean"], question: str
+    ) -> JobId[GlobalMean]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["mean_by_category"], question: str
+    ) -> JobId[CategoryMeans]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["state_mean_by_category"], question: str, state: str
+    ) -> JobId[StateCategoryMeans]: ...
+    @overload
+    async def submit_async(self, kind: Query) -> JobId[object]: ...
     @overload
     async def submit_async(
         self,
@@ -293,13 +329,13 @@ class Engine:
         question: str | None = None,
         state: str | None = None,
         **params: ParamValue | list[str] | list[int],
-    ) -> str: ...
+    ) -> JobId[object]: ...
     async def submit_async(
         self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> str:
+    ) -> JobId[object]:
         """`submit` without blocking the event loop."""
         message = self._submission(kind, question, state, params)
-        return format_job_id(await self._call_async(self._dispatcher, message))
+        return JobId(format_job_id(await self._call_async(self._dispatcher, message)))
 
     def _submission(
         self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
@@ -366,8 +402,12 @@ class Engine:
                 self._unwatch(message)
                 raise
 
+    @overload
+    def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+    @overload
+    def result(self, job_id: str | int, timeout: float | None = None) -> object: ...
     def result(self, job_id: str | int, timeout: float | None = None) -> object:
-        """Wait for the job and return its data.
+        """Wait for the job and return its data (decoded JSON; typed by a `JobId`).
 
         Raises:
             JobFailed: the job ended in error.
@@ -375,6 +415,10 @@ class Engine:
         """
         return _data(format_job_id(parse_job_id(job_id)), self.wait(job_id, timeout))
 
+    @overload
+    async def result_async(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+    @overload
+    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object: ...
     async def result_async(self, job_id: str | int, timeout: float | None = None) -> object:
         """`result` without blocking the event loop."""
         return _data(format_job_id(parse_job_id(job_id)), await self.wait_async(job_id, timeout))
@@ -398,18 +442,22 @@ class Engine:
         self, after: int = 0, limit: int | None = None
     ) -> list[tuple[str, JobStatus]]:
         """`jobs` without blocking the event loop."""
-        return [job async for page in self.job_pages(after, limit) for job in page]
+        return [
+            (format_job_id(i), s) async for page in self.job_pages(after, limit) for i, s in page
+        ]
 
     async def job_pages(
         self, after: int = 0, limit: int | None = None
-    ) -> AsyncIterator[list[tuple[str, JobStatus]]]:
-        """`jobs_async`, a page at a time (for streaming a long list)."""
+    ) -> AsyncIterator[tuple[tuple[int, JobStatus], ...]]:
+        """`jobs_async` a page at a time, with ids as numbers (for streaming a long list)."""
         given = 0
         while limit is None or given < limit:
             size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
-            page = await self._call_async(self._store, m.ListJobs(after, size))
+            page: tuple[tuple[int, JobStatus], ...] = await self._call_async(
+                self._store, m.ListJobs(after, size)
+            )
             if page:
-                yield [(format_job_id(i), s) for i, s in page]
+                yield page
                 given += len(page)
             if len(page) < size:
                 return
@@ -441,7 +489,10 @@ class Engine:
 
     async def forget_async(self, job_id: str | int) -> bool:
         """`forget` without blocking the event loop."""
-        forgotten: bool = await self._call_async(self._store, m.ForgetJob(parse_job_id(job_id)))
+        number = parse_job_id(job_id)
+        forgotten: bool = await self._call_async(self._store, m.ForgetJob(number))
+        if forgotten:  # before the store's push of it reaches the loop, this caller looks again
+            self._side().finished.forgotten(number)
         return forgotten
 
     def num_jobs(self) -> int:
@@ -454,12 +505,12 @@ class Engine:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _call(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
+    def _call(self, ref: pykka.ActorRef[Any] | None, message: m.Request[T]) -> T:
         with self._requests:
             self._tell(ref, message)
             return message.reply.result()
 
-    async def _call_async(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
+    async def _call_async(self, ref: pykka.ActorRef[Any] | None, message: m.Request[T]) -> T:
         side = self._side()
         with self._requests:
             self._tell(ref, message)
@@ -485,7 +536,7 @@ class Engine:
                 store.tell(m.Subscribe(side.finished.push))
         return side
 
-    def _tell(self, ref: pykka.ActorRef[Any] | None, message: Any) -> None:  # noqa: ANN401
+    def _tell(self, ref: pykka.ActorRef[Any] | None, message: m.Request[Any]) -> None:
         # Marked running, the reply cannot be cancelled by a caller that gives up, so the actor
         # can always settle it.
         message.reply.set_running_or_notify_cancel()

@@ -60,3 +60,6 @@ class JobOutcome:
 
 RUNNING = JobOutcome(JobStatus.RUNNING)
 """The outcome of every job not yet finished."""
+
+EXPIRED = JobOutcome(JobStatus.ERROR, reason="expired")
+"""The outcome of a job forgotten (by hand or by retention): its id stays issued."""

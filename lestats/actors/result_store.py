@@ -19,7 +19,7 @@ import pykka
 from lestats import messages as m
 from lestats.actors.claims import JobClaims
 from lestats.actors.committer import JournalCommitter, release, send
-from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
+from lestats.actors.jobs import EXPIRED, RUNNING, JobOutcome, JobStatus
 from lestats.actors.refs import RequestActor
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 from lestats.stores.base import NO_RETENTION_LIMIT
@@ -43,6 +43,7 @@ RETRY_MAX = 2.0
 """...doubling up to this."""
 CANCELLED = "cancelled"
 """The reason of a job cancelled before it ran."""
+
 
 class ResultStore(RequestActor):
     """Numbers and records accepted jobs, hands them out once durable, answers about them.
@@ -277,14 +278,20 @@ class ResultStore(RequestActor):
         except StorageError as exc:
             m.refuse(message.reply, exc)
             return
+        if forgotten and self._subscribers:
+            self._finished.append((message.job_id, EXPIRED))
         m.answer(message.reply, forgotten)
 
     def _expire(self) -> None:
         self._finished_since_expiry = 0
         try:
-            self._store.expire(self._retention)
+            expired = self._store.expire(self._retention)
         except StorageError as exc:
             log.warning("cannot forget old jobs now: %s", exc.problem)
+            return
+        if expired and self._subscribers:
+            self._finished.extend((job_id, EXPIRED) for job_id in expired)
+            self._publish_finished()
 
     def _finished_elsewhere(self, job_ids: Sequence[int]) -> None:
         """The store's `notify`: runs in any thread, so it only tells this actor."""

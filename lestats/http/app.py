@@ -11,6 +11,7 @@ from lestats.http.connections import DEFAULT_BODY_TIMEOUT
 from lestats.http.keys import BODY_TIMEOUT, CLOSING, ENGINE
 from lestats.http.middlewares import log_and_map_errors
 from lestats.http.page import page_routes
+from lestats.http.queries import install as install_queries
 from lestats.http.routes import routes
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def create_app(
     app[BODY_TIMEOUT] = body_timeout
     app[CLOSING] = asyncio.Event()
     app.add_routes(routes(engine.registry))
+    install_queries(app)
     app.add_routes(page_routes())
     app.on_shutdown.append(_release_waiters)
     app.cleanup_ctx.append(_engine_life)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from lestats import jsonio
-from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
-from lestats.errors import InvalidQuery, ShuttingDown
+from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, parse_job_id
+from lestats.errors import InvalidQuery, ShuttingDown, UnknownJob
 from lestats.http.keys import CLOSING, ENGINE, OUTCOME
 from lestats.http.openapi import openapi_document
+from lestats.http.queries import index_rows
 from lestats.http.responses import json_response, raw_json_response
 
 if TYPE_CHECKING:
@@ -114,10 +115,59 @@ def _outcome_response(outcome: JobOutcome) -> web.Response:
     return raw_json_response(_RUNNING)
 
 
-async def jobs(request: web.Request) -> web.Response:
-    """GET /api/jobs: every job id with its status, in id order."""
-    listed = await request.app[ENGINE].jobs_async()
-    return json_response({"status": "done", "data": [{i: s.value} for i, s in listed]})
+async def jobs(request: web.Request) -> web.StreamResponse:
+    """GET /api/jobs[?after=N&limit=M]: job ids with their statuses, in id order.
+
+    Without parameters, every job (the course's answer, byte for byte). The list is asked of
+    the engine a page at a time and streamed as it comes, so a million jobs neither hold the
+    ResultStore nor sit in memory at once.
+    """
+    after = _job_number(request.query.get("after"))
+    limit = _limit(request.query.get("limit"))
+    pages = request.app[ENGINE].job_pages(after, limit)
+    # The first page before the answer starts: an error then still becomes a JSON answer.
+    first = await anext(pages, None)  # (not `()`: Python 3.11's anext mangles a tuple default)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(_JOBS_HEAD + (_job_entries(first) if first else b""))
+    async for page in pages:
+        await response.write(b", " + _job_entries(page))
+    await response.write(b"]}")
+    await response.write_eof()
+    return response
+
+
+_JOBS_HEAD = b'{"status": "done", "data": ['
+
+
+_JOB_ENTRY = {status: b'{"job_id_%%d": "%s"}' % status.value.encode() for status in JobStatus}
+
+
+def _job_entries(page: tuple[tuple[int, JobStatus], ...]) -> bytes:
+    """`{"job_id_N": "status"}` entries, comma-separated as the whole list's JSON has them."""
+    entry = _JOB_ENTRY
+    return b", ".join([entry[status] % job_id for job_id, status in page])
+
+
+def _job_number(text: str | None) -> int:
+    """`?after=`: a job number (`N` or `job_id_N`), 0 for "from the start"."""
+    if text is None or text == "0":
+        return 0
+    try:
+        return parse_job_id(text)
+    except UnknownJob:
+        raise InvalidQuery(
+            "'after' must be a job id (N or job_id_N, N >= 0) to list the jobs after"
+        ) from None
+
+
+def _limit(text: str | None) -> int | None:
+    """`?limit=`: how many jobs at most, a positive integer."""
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise InvalidQuery("'limit' must be a positive integer (jobs listed at most)")
+    return int(text)
 
 
 async def num_jobs(request: web.Request) -> web.Response:
@@ -172,7 +222,7 @@ async def health(request: web.Request) -> web.Response:
 
 _SERVICE_ROWS = (
     ("GET /api/get_results/{job_id}[?wait=T]", "running, done with data, or error"),
-    ("GET /api/jobs", "every job with its status"),
+    ("GET /api/jobs[?after=N&limit=M]", "every job with its status (or a page of them)"),
     ("GET /api/num_jobs", "jobs accepted and not finished"),
     ("GET /api/graceful_shutdown", "stop accepting jobs; done once all finished"),
     ("GET /api/questions", "the valid questions, by which way is better"),
@@ -199,7 +249,7 @@ def index_page(registry: Registry) -> str:
         "<ul>"
         + "".join(
             f"<li><code>{html.escape(route)}</code> — {html.escape(what)}</li>"
-            for route, what in (*statistics, *_SERVICE_ROWS)
+            for route, what in (*statistics, *index_rows(registry), *_SERVICE_ROWS)
         )
         + "</ul></body></html>"
     )

@@ -156,8 +156,12 @@ class JobStore(Protocol):
         """
         ...
 
-    def expire(self, retention: Retention) -> int:
-        """Forget the finished jobs that `retention` no longer keeps; how many."""
+    def expire(self, retention: Retention) -> Sequence[int]:
+        """Forget the finished jobs that `retention` no longer keeps; their ids.
+
+        The ids, not a count: the caller tells whoever keeps copies of finished outcomes (the
+        event loop's cache) that these jobs now answer `expired`.
+        """
         ...
 
     def close(self) -> None:

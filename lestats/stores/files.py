@@ -26,7 +26,7 @@ from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.errors import StorageError
 from lestats.stores import journal as records
 from lestats.stores.base import Recovered
-from lestats.stores.journal import COMPACT_AFTER_LINES, Journal, JournalState
+from lestats.stores.journal import Journal, JournalState
 from lestats.stores.lock import DirectoryLock
 from lestats.stores.oserrors import storage_error
 from lestats.stores.result_files import NotAResult, ResultFiles
@@ -44,12 +44,15 @@ log = logging.getLogger(__name__)
 JOURNAL_NAME = "journal.jsonl"
 DEFAULT_CACHE_BYTES = 16 << 20
 
+COMPACT_AFTER_LINES = 10_000
+"""Compact once this many lines (and four times the live records) were appended since the last."""
 MAX_TABLE_IDS = 1 << 30
 """At most this many ids between the floor and the next id (a byte each in memory): a journal
 that claims more is refused at open rather than allowed to eat the memory."""
 MAX_ADOPTION_GAP = 1 << 16
-"""With no journal, result files are adopted in id order while each is at most this far above
-the previous one; the rest are strays (ids are issued one after another)."""
+"""With no journal (or a damaged one), result files above the ids it issued are adopted in id
+order while each is at most this far above the previous one; the rest are strays (ids are
+issued one after another). With a whole journal, every file above its next id is a stray."""
 
 
 class FileStore:
@@ -87,12 +90,14 @@ class FileStore:
             StorageError: the directory is in use, is not a directory, or cannot be read.
         """
         del notify  # one process per directory: nobody else finishes our jobs
+        if self.directory.is_symlink() or (
+            self.directory.exists() and not self.directory.is_dir()
+        ):
+            raise StorageError(f"{self.directory} is not a directory")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot use {self.directory} for results: {exc.strerror}") from exc
-        if not self.directory.is_dir() or self.directory.is_symlink():
-            raise StorageError(f"{self.directory} is not a directory")
         self._lock.acquire()
         try:
             recovered = self._load()
@@ -115,8 +120,8 @@ class FileStore:
             # Journaled jobs whose results were saved leave the journal: their files first.
             self._files.sync(found_done)
             self._journal.compact(self._compacted())
-        except OSError as exc:
-            raise storage_error(exc, f"cannot rewrite {self._journal.path}") from exc
+        except OSError as exc:  # a full disk, say: the old journal still says all there is
+            log.warning("%s: cannot compact the journal now (%s)", self.directory, exc.strerror)
         if recovered or state.skipped_lines or ignored:
             log.info(
                 "%s: %d unfinished jobs to run again, %d journal lines skipped, %d files ignored",
@@ -234,12 +239,12 @@ class FileStore:
         self._forget([job_id])
         return True
 
-    def expire(self, retention: Retention) -> int:
-        """Forget what `retention` no longer keeps."""
+    def expire(self, retention: Retention) -> list[int]:
+        """Forget what `retention` no longer keeps; the ids forgotten."""
         expired = self._table.expired_by(retention, self._files.finished_at)
         if expired:
             self._forget(expired)
-        return len(expired)
+        return expired
 
     def _forget(self, job_ids: list[int]) -> None:
         try:
@@ -262,8 +267,10 @@ class FileStore:
             if self._sync.done():
                 self._finish_compaction(wait=False)
             return
+        if self._journal.appended <= COMPACT_AFTER_LINES:
+            return
         live = len(self._table.unfinished) + len(self._table.reasons)
-        if self._journal.appended > max(COMPACT_AFTER_LINES, 4 * live):
+        if self._journal.appended > 4 * live:
             self._sync = _ResultSync(self._files, self._written)
             self._written = []
 
@@ -336,17 +343,22 @@ def _build_table(
     Returns it, the ids the journal thought unfinished whose results were found (to sync before
     the journal forgets them), and how many files were ignored.
     """
-    if state.found:
-        next_id, floor = state.next_id, min(state.floor, state.next_id)
-    else:
-        next_id, floor = _adopted_next_id(file_ids), 1
+    floor = min(state.floor, state.next_id)
+    issued = state.next_id if state.found else 1
+    next_id = issued
+    if not state.found or state.skipped_lines:
+        # No journal, or a damaged one (its "next" line may be what was lost): the result files
+        # may know of later ids, and issuing those again would serve one job's data to another.
+        next_id = _adopted_next_id(file_ids, issued)
     if next_id - floor > MAX_TABLE_IDS:
         raise StorageError(
             f"{files.directory}: the journal says {next_id - floor} ids are live, more than the"
             f" {MAX_TABLE_IDS} a store holds; refusing to guess"
         )
-    # With a journal, an issued id without a file or a record is a done job whose file is gone.
-    table = JobTable(next_id, floor, GONE if state.found else UNISSUED)
+    # An id the journal issued without a file or a record is a done job whose file is gone; one
+    # known only from the files around it (adopted) was maybe never issued.
+    table = JobTable(next_id, floor, UNISSUED)
+    table.codes[: max(issued - floor, 0)] = bytes([GONE]) * max(issued - floor, 0)
     strays = _mark_files(table, file_ids, files)
     _mark_records(table, state, files)
     found_done = []
@@ -397,10 +409,11 @@ def _mark_records(table: JobTable, state: JournalState, files: ResultFiles) -> N
             table.reasons[job_id] = reason
 
 
-def _adopted_next_id(file_ids: Sequence[int]) -> int:
-    """With no journal: the next id after the result files adopted (see MAX_ADOPTION_GAP)."""
-    next_id = 1
+def _adopted_next_id(file_ids: Sequence[int], next_id: int) -> int:
+    """The next id after `next_id` and the result files adopted (see MAX_ADOPTION_GAP)."""
     for job_id in file_ids:
+        if job_id < next_id:
+            continue
         if job_id - next_id > MAX_ADOPTION_GAP:
             break
         next_id = job_id + 1
@@ -416,4 +429,3 @@ def _ranges(job_ids: list[int]) -> list[list[int]]:
         else:
             runs.append([job_id, job_id + 1])
     return runs
-

@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMPACT_AFTER_LINES = 10_000
-"""Compact once this many lines (and four times the live records) were appended since the last."""
-
 
 @dataclass
 class JournalState:
@@ -58,7 +55,12 @@ def write_all(write: Write, fd: int, data: bytes) -> None:
     Raises:
         OSError: a write failed or wrote nothing (ENOSPC); some bytes may have been written.
     """
-    view = memoryview(data)
+    written = write(fd, data)
+    if written == len(data):  # nearly always: one call, no view
+        return
+    if written <= 0:
+        raise OSError(28, "No space left on device (a write wrote nothing)")
+    view = memoryview(data)[written:]
     while view:
         written = write(fd, view)
         if written <= 0:

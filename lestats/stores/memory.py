@@ -84,12 +84,12 @@ class MemoryStore:
         self._forget(job_id)
         return True
 
-    def expire(self, retention: Retention) -> int:
-        """Forget what `retention` no longer keeps."""
+    def expire(self, retention: Retention) -> list[int]:
+        """Forget what `retention` no longer keeps; the ids forgotten."""
         expired = self._table.expired_by(retention, lambda _job_id: None)
         for job_id in expired:
             self._forget(job_id)
-        return len(expired)
+        return expired
 
     def _forget(self, job_id: int) -> None:
         self._results.pop(job_id, None)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import time
 from array import array
+from itertools import compress
 from typing import TYPE_CHECKING
 
+from lestats.actors.jobs import EXPIRED as EXPIRED_OUTCOME
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.errors import UnknownJob
 
@@ -33,16 +35,16 @@ UNISSUED, UNFINISHED, DONE, FAILED, GONE, EXPIRED = range(6)
 """A job's code in the table: never issued, running, done, failed (reason kept), result gone,
 forgotten."""
 
-EXPIRED_REASON = "expired"
-"""The reason a forgotten job answers with."""
-
 _STATUS = {
     UNFINISHED: JobStatus.RUNNING,
     DONE: JobStatus.DONE,
     FAILED: JobStatus.ERROR,
     GONE: JobStatus.ERROR,
 }
+_STATUS_OF_CODE: list[JobStatus] = [_STATUS.get(code) for code in range(256)]  # type: ignore[misc]
+"""The status of each code (None for the unlisted ones, which `_LISTED` filters out)."""
 _LISTED = bytes(code in _STATUS for code in range(256))
+"""1 for the codes that are listed, 0 for the others (a `bytes.translate` table)."""
 _TRIM_AT = 1 << 16
 """Drop the expired head once it is this many ids long (and half the table)."""
 
@@ -117,7 +119,7 @@ class JobTable:
         if code == GONE:
             return JobOutcome(JobStatus.ERROR, reason=f"the result file of job_id_{job_id} is gone")
         if code == EXPIRED:
-            return JobOutcome(JobStatus.ERROR, reason=EXPIRED_REASON)
+            return EXPIRED_OUTCOME
         raise UnknownJob(job_id)
 
     def mark_gone(self, job_id: int, reason: str | None = None) -> None:
@@ -136,25 +138,19 @@ class JobTable:
         if start >= end or limit == 0:
             return []
         listed: list[tuple[int, JobStatus]] = []
-        status = _STATUS
         floor = self.floor
         wanted = end if limit is None else limit
-        # Slices of at most `wanted` ids cost what they return, unless most ids are expired.
+        # Slices of at most `wanted` ids cost what they return, unless most ids are expired;
+        # each slice is turned into pairs in C (zip, map, compress), not one id at a time.
         while start < end and len(listed) < wanted:
             stop = min(end, start + max(wanted - len(listed), 1024))
             chunk = codes[start:stop]
-            if chunk.translate(_LISTED).count(1) == len(chunk):
-                listed.extend(
-                    (floor + start + offset, status[code]) for offset, code in enumerate(chunk)
-                )
-            else:
-                listed.extend(
-                    (floor + start + offset, status[code])
-                    for offset, code in enumerate(chunk)
-                    if code in status
-                )
+            statuses = map(_STATUS_OF_CODE.__getitem__, chunk)
+            pairs = zip(range(floor + start, floor + stop), statuses, strict=True)
+            listed.extend(compress(pairs, chunk.translate(_LISTED)))
             start = stop
-        return listed[:wanted]
+        del listed[wanted:]
+        return listed
 
     def unlisted(self) -> Iterable[tuple[int, int]]:
         """Runs `[first, end)` of expired ids at or above the floor, in order."""
