@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-all lint types clean browser
+.PHONY: install run test bench bench-all lint types clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,6 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-# The web page's tests drive Debian's Chromium through its chromedriver (same version, same
-# package source); a browser download is impossible here, so they come from apt when missing.
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		{ apt-get update && apt-get install -y chromium chromium-driver; }
-
 # mypy --strict over the package, then over the README's examples as a user's program would see
 # the installed package: from outside the repository, with no path but the environment's.
 types: install
@@ -34,7 +28,17 @@ types: install
 	$(PY) tests/readme_examples.py .readme-examples
 	cd .readme-examples && ../$(VENV)/bin/mypy --strict --no-incremental .
 
-test: lint types browser
+# What the tests run that is not Python, from Debian's packages when missing (one apt-get update
+# for all): a real redis-server for the Redis store (Redis >= 7); Chromium and its chromedriver
+# (same version, same source package) for the web page's browser tests, since a browser download
+# is impossible here. Each pair is command:package.
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
+
+test: lint types system-packages
 	$(PY) -m pytest -q
 
 bench: install

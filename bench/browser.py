@@ -40,7 +40,7 @@ def missing() -> str | None:
     absent = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
     if absent:
         names = ", ".join(absent)
-        return f"{names} missing: `make browser` (apt-get install chromium chromium-driver)"
+        return f"{names} missing: `make system-packages` (apt-get install chromium chromium-driver)"
     return None
 
 
