@@ -26,6 +26,6 @@ export function verdict(answer, mode, unit) {
   const significant = answer.significant
     ? "The difference is statistically significant at the 95 % level"
     : "The difference is not statistically significant at the 95 % level: it may be chance";
-  const test = `(approximate z-test from the published confidence intervals: z = ${answer.z.toFixed(2)}, ${answer.p_value < 0.001 ? "p < 0.001" : `p = ${answer.p_value.toFixed(3)}`}).`;
+  const test = `(approximate z-test from the published confidence intervals: |z| = ${Math.abs(answer.z).toFixed(2)}, ${answer.p_value < 0.001 ? "p < 0.001" : `p = ${answer.p_value.toFixed(3)}`}).`;
   return [context + sides, `${label(a, mode)} is ${relation} ${label(b, mode)}. ${significant} ${test}`];
 }

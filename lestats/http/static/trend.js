@@ -6,7 +6,7 @@ import * as fmt from "./format.js";
 
 const WIDTH = 1000;
 const HEIGHT = 340;
-const MARGIN = { top: 16, right: 24, bottom: 44, left: 56 };
+const MARGIN = { top: 16, right: 24, bottom: 44, left: 66 };
 const STYLES = [
   { line: "#1f4e9c", band: "rgba(31, 78, 156, 0.18)", dash: null },
   { line: "#c64f00", band: null, dash: "6 4" },
