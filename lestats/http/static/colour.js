@@ -20,8 +20,6 @@ export function scale(min, max) {
   return {
     min,
     max,
-    position,
-    rgb,
     colour: (v) => `rgb(${rgb(v).join(", ")})`,
     /** Black or white, whichever reads better on the colour of `v`. */
     ink: (v) => (luminance(rgb(v)) > 0.22 ? "#111" : "#fff"),

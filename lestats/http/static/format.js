@@ -30,8 +30,3 @@ export function estimate(row, unit) {
   if (row.sample_size !== null && row.sample_size !== undefined) parts.push(`n = ${count(row.sample_size)}`);
   return parts.length ? `${value(row.value, unit)} (${parts.join(", ")})` : value(row.value, unit);
 }
-
-/** Text safe to put in HTML. */
-export function escape(text) {
-  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}

@@ -142,7 +142,6 @@ export function drawMap(container, { locations, rows, noData, colours, unit, sel
   });
 
   container.replaceChildren(chart);
-  return { focus: focusTile, describe };
 }
 
 const DIRECTIONS = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
