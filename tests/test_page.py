@@ -36,7 +36,8 @@ DEADLINE = 15.0
 VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
            "#fde725")  # fmt: skip
 """The page's colour scale (viridis at nine even steps), written out here as the test's oracle."""
-FIRST_PAINT_GOAL_MS = 1000.0
+LOAD_GOAL_MS = 1000.0
+"""The issue's goal: the page loads (its data drawn, not only painted) in under 1 s."""
 BROWSER_OWN = ("chrome:", "chrome-untrusted:", "devtools:")
 """Schemes of Chromium's own pages (its new-tab page), which never touch the network."""
 
@@ -225,7 +226,8 @@ def test_page_loads_and_paints_fast(driver, base, request, capsys):
         )
     assert driver.find_element(By.ID, "error").is_displayed() is False
     assert timings["paint"] is not None
-    assert timings["paint"] < FIRST_PAINT_GOAL_MS
+    assert timings["paint"] < LOAD_GOAL_MS
+    assert timings["drawn"] < LOAD_GOAL_MS
 
 
 def test_defaults_are_the_latest_year_and_total(driver, base):
