@@ -214,7 +214,7 @@ async def test_openapi_and_index_cover_the_v2_routes(client):
     names = [p["name"] for p in trend["parameters"]]
     assert names[:3] == ["question", "location", "stratum"]
     assert "text/csv" in trend["responses"]["200"]["content"]
-    page = await (await client.get("/")).text()
+    page = await (await client.get("/api")).text()  # the route list (/ is the web page)
     assert "GET /api/v2/ranking" in page
     assert "POST /api/v2/jobs" in page
 
