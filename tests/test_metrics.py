@@ -188,8 +188,6 @@ def test_the_processes_of_one_server_add_up_by_themselves(tmp_path, redis_url):
         for _ in range(20):
             with Client(server.url) as client:  # a new connection each: spread over both
                 client.result(client.submit("global_mean", OBESITY), timeout=10)
-        logs = [tmp_path / "pre-1.log", tmp_path / "pre-2.log"]
-        assert all("POST /api/global_mean" in log.read_text() for log in logs)
         accepted = ("lestats_jobs_accepted_total", (("statistic", "global_mean"),))
         seen: dict = {}
 
@@ -203,3 +201,5 @@ def test_the_processes_of_one_server_add_up_by_themselves(tmp_path, redis_url):
         assert server.stop() == 0
     finally:
         server.kill()
+    logs = [tmp_path / "pre-1.log", tmp_path / "pre-2.log"]  # complete once stopped
+    assert all("POST /api/global_mean" in log.read_text() for log in logs), "one process idle"

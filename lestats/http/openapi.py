@@ -230,11 +230,29 @@ def openapi_document(registry: Registry, dataset: Dataset) -> dict[str, Any]:
             "additionalProperties": {"enum": ["running", "done", "error"]},
         },
     }
+    jobs = _get("jobs", "Every job with its status, in id order (or one page)", _done(status_list))
+    jobs["get"]["parameters"] = [
+        {
+            "name": "after",
+            "in": "query",
+            "required": False,
+            "description": "list the jobs after this one (N or job_id_N; 0: from the start)",
+            "schema": {"type": "string", "pattern": "^(0|(job_id_)?[1-9][0-9]{0,17})$"},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": "list at most this many jobs",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+    ]
+    jobs["get"]["responses"]["400"] = _error("bad after or limit value")
     string_list = {"type": "array", "items": {"type": "string"}}
     paths.update(
         {
             "/api/get_results/{job_id}": results,
-            "/api/jobs": _get("jobs", "Every job with its status", _done(status_list)),
+            "/api/jobs": jobs,
             "/api/jobs/{job_id}/cancel": _job_action(
                 "cancel", "Cancel a queued job (it ends error, cancelled)", "cancelled"
             ),

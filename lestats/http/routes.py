@@ -245,11 +245,12 @@ _SERVICE_ROWS = (
     ("GET /api/states", "the states in the data"),
     ("GET /api/health", "liveness and load"),
     ("GET /api/openapi.json", "the OpenAPI description of this API"),
+    ("GET /", "the web page: map, ranking, trend and comparison of the estimates"),
 )
 
 
 def index_page(registry: Registry) -> str:
-    """The `GET /` page: the registry's course statistics, then the service's own routes."""
+    """The `GET /api` page: the registry's course statistics, then the service's own routes."""
     statistics = (
         (
             f"POST /api/{statistic.name}",
@@ -258,8 +259,10 @@ def index_page(registry: Registry) -> str:
         for statistic in registry.course_statistics()
     )
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Le Stats Sportif</title></head>"
-        "<body><h1>Le Stats Sportif</h1><p>BRFSS statistics as asynchronous jobs. Routes:</p><ul>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>Le Stats Sportif: API</title></head><body><h1>Le Stats Sportif: API</h1>"
+        "<p>BRFSS statistics as asynchronous jobs. Routes (<a href='/'>back to the page</a>):</p>"
+        "<ul>"
         + "".join(
             f"<li><code>{html.escape(route)}</code> — {html.escape(what)}</li>"
             for route, what in (*statistics, *index_rows(registry), *_SERVICE_ROWS)
@@ -274,8 +277,8 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(engine.registry, engine.dataset))
 
 
-async def index(request: web.Request) -> web.Response:
-    """GET /: a short page listing the routes."""
+async def route_list(request: web.Request) -> web.Response:
+    """GET /api: a short page listing the routes (the web page at `/` links to it)."""
     return web.Response(text=index_page(request.app[ENGINE].registry), content_type="text/html")
 
 
@@ -296,5 +299,5 @@ def routes(registry: Registry) -> list[web.RouteDef]:
         web.get("/api/states", states),
         web.get("/api/health", health),
         web.get("/api/openapi.json", openapi),
-        web.get("/", index),
+        web.get("/api", route_list),
     ]
