@@ -238,13 +238,17 @@ def http_snapshot(stats: HttpStats) -> Snapshot:
             "counter",
             "HTTP requests answered, by method, route pattern and status.",
             ("method", "route", "status"),
-            {key: float(count) for key, count in stats.requests.items()},
+            {
+                (method, route, str(status)): float(count)
+                for (method, route), route_stats in stats.routes.items()
+                for status, count in route_stats.statuses.items()
+            },
         ),
         "lestats_http_request_seconds": Family(
             "histogram",
             "HTTP request latency (the middleware's), by method and route pattern.",
             ("method", "route"),
-            {key: buckets.snapshot() for key, buckets in stats.latency.items()},
+            {key: route_stats.latency.snapshot() for key, route_stats in stats.routes.items()},
         ),
         "lestats_http_refusals": Family(
             "counter",
