@@ -377,11 +377,13 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     runner: Callable[[Dataset, Query], object] | None = None,
+    make_store: Callable[[str], JobStore] | None = None,
 ) -> int:
     """Run the server; 0 after a clean drain, 2 when the data, a statistic or the store fails.
 
     `runner`, if given, computes each job instead of the registry's statistics (tests give a
-    gated one to hold jobs in a real process).
+    gated one to hold jobs in a real process); `make_store`, if given, makes the job store from
+    `--results-dir` instead of a `FileStore` (benchmarks wrap one).
     """
     args = parse_args(argv)
     if args.processes > 1:
@@ -403,7 +405,12 @@ def main(
             _stop_during_load(exc, log_writer.stop)
         signals.raising = False
         code = serve_engine(
-            args, dataset, signals=signals, runner=runner, load_seconds=load_seconds
+            args,
+            dataset,
+            signals=signals,
+            runner=runner,
+            load_seconds=load_seconds,
+            make_store=make_store,
         )
         signals.install()  # asyncio gave the signals their defaults back: keep them handled
         return code
@@ -433,10 +440,12 @@ def serve_engine(
     runner: Callable[[Dataset, Query], object] | None = None,
     setup: ChildSetup | None = None,
     load_seconds: float = 0.0,
+    make_store: Callable[[str], JobStore] | None = None,
 ) -> int:
     """Serve one engine (the whole server, or one pre-forked process of it) until a signal.
 
-    `load_seconds`, the time the data took to load, is reported by the metrics.
+    `load_seconds`, the time the data took to load, is reported by the metrics; `make_store`
+    makes the job store from `--results-dir` instead of the default (benchmarks wrap one).
     """
     try:
         registry = statistics(args.statistic)
@@ -448,7 +457,7 @@ def serve_engine(
         dataset,
         workers=args.workers,
         results_dir=args.results_dir,
-        store=job_store(args, dataset),
+        store=job_store(args, dataset) if make_store is None else make_store(args.results_dir),
         max_pending=args.max_pending,
         retention=retention(args),
         registry=registry,

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from http_support import RUN_PY
+from http_support import OBESITY, RUN_PY, Server
 
 from lestats.actors.engine import Engine
 from lestats.errors import StorageError
@@ -156,3 +156,30 @@ def test_run_py_on_an_unusable_results_dir_says_so_in_one_line_and_exits_2(tmp_p
     finished = run_py("--results-dir", str(results), cwd=tmp_path)
     assert finished.returncode == 2
     assert finished.stderr.splitlines() == [expected]
+
+
+def test_run_py_keep_last_forgets_older_jobs(tmp_path):
+    server = Server(
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--log-file",
+        str(tmp_path / "server.log"),
+        "--keep-last",
+        "2",
+        cwd=tmp_path,
+    )
+    try:
+        jobs = [server.submit("global_mean", {"question": OBESITY}) for _ in range(5)]
+        for job_id in jobs:
+            assert server.result(job_id)["status"] in {"done", "error"}
+        status, listed = server.request("GET", "/api/jobs")
+        assert status == 200
+        assert listed["data"] == [{job_id: "done"} for job_id in jobs[-2:]]
+        assert server.request("GET", f"/api/get_results/{jobs[0]}") == (
+            200,
+            {"status": "error", "reason": "expired"},
+        )
+    finally:
+        assert server.stop() == 0
+    files = sorted(p.name for p in (tmp_path / "results").glob("job_id_*.json"))
+    assert files == [f"{job_id}.json" for job_id in jobs[-2:]]
