@@ -487,7 +487,7 @@ def serve_engine(
         )
     except StorageError as exc:  # the store is unusable, in use, away, or serves other data
         log.error("cannot open the job store: %s", exc.problem)  # noqa: TRY400
-        sys.stderr.write(f"error: cannot open the job store: {exc.problem}\n")
+        sys.stderr.write(f"error: {exc.problem}\n")
         return 2
     return 0
 
