@@ -6,6 +6,8 @@ is what Prometheus would read.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import threading
 import urllib.request
 
@@ -200,6 +202,9 @@ def test_the_processes_of_one_server_add_up_by_themselves(tmp_path, redis_url):
         assert value(seen, "lestats_jobs_unfinished") == 0
         assert server.stop() == 0
     finally:
+        if server.process.poll() is None:  # SIGTERM: the parent stops its children too
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.stop()
         server.kill()
     logs = [tmp_path / "pre-1.log", tmp_path / "pre-2.log"]  # complete once stopped
     assert all("POST /api/global_mean" in log.read_text() for log in logs), "one process idle"
