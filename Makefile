@@ -4,12 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-all lint clean
+.PHONY: install run test bench bench-all lint types clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	# compat: a plain path in a .pth file, which type checkers follow (an import hook they cannot)
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +21,18 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: lint
+# mypy --strict over the package, then over the README's examples as a user's program would see
+# the installed package: from outside the repository, with no path but the environment's.
+types: install
+	$(VENV)/bin/mypy lestats
+	$(PY) tests/readme_examples.py .readme-examples
+	cd .readme-examples && ../$(VENV)/bin/mypy --strict --no-incremental .
+
+# The Redis store's tests run a real redis-server (Debian's; Redis >= 7).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+
+test: lint types redis-server
 	$(PY) -m pytest -q
 
 bench: install
@@ -30,4 +42,4 @@ bench-all: install
 	$(PY) -m bench --all
 
 clean:
-	rm -rf $(VENV) results webserver.log* .pytest_cache .ruff_cache .bench-tmp
+	rm -rf $(VENV) results webserver.log* .pytest_cache .ruff_cache .mypy_cache .bench-tmp .readme-examples

@@ -6,7 +6,8 @@ hard) on the server process only:
 - guarded: run.py's defaults (connection cap = the limit less 256, idle timeout 15 s, header
   timeout 10 s);
 - baseline: the guard turned off as far as options go (cap 100,000, idle and header timeouts of
-  3,630 s, aiohttp's own keep-alive default), which is how the server ran before the guard.
+  3,630 s, aiohttp's own keep-alive default), which is how the server ran before the guard;
+- with `--before DIR`, also DIR/run.py as it is (an older checkout, e.g. `git archive <commit>`).
 
 Each run opens `--idle` sockets that never send a byte, then for `--seconds` runs `--clients`
 client loops (POST a job, long-poll it with `?wait=5`, GET /api/health; each request with a 5 s
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import resource
 import signal
@@ -172,14 +174,28 @@ async def _closed_by_server(writers: list[asyncio.StreamWriter]) -> int:
     return closed
 
 
-async def run_one(name: str, extra: tuple[str, ...], args: argparse.Namespace) -> dict[str, object]:
+async def run_one(
+    name: str, extra: tuple[str, ...], args: argparse.Namespace, checkout: Path = REPO
+) -> dict[str, object]:
     """One server, one flood, one measurement; the figures."""
-    with tempfile.TemporaryDirectory(prefix=f"idle-flood-{name}-", dir=REPO / ".bench-tmp") as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix=f"idle-flood-{name.split(maxsplit=1)[0]}-", dir=REPO / ".bench-tmp"
+    ) as tmp:
         log = Path(tmp) / "server.log"
         paths = ("--results-dir", str(Path(tmp) / "results"), "--log-file", str(log))
         process = subprocess.Popen(  # noqa: S603, ASYNC220 - our run.py, started once
-            [sys.executable, str(REPO / "run.py"), "--port", "0", "--workers", "2", *paths, *extra],
+            [
+                sys.executable,
+                str(checkout / "run.py"),
+                "--port",
+                "0",
+                "--workers",
+                "2",
+                *paths,
+                *extra,
+            ],
             cwd=tmp,
+            env={**os.environ, "PYTHONPATH": str(checkout)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -235,7 +251,25 @@ async def run_one(name: str, extra: tuple[str, ...], args: argparse.Namespace) -
                 line.split(": ", 1)[1] for line in lines if "accepting connections again" in line
             ],
             "log 'Too many open files' lines": text.count("Too many open files"),
+            "log tracebacks by exception (top 3)": _tracebacks(lines),
         }
+
+
+def _tracebacks(lines: list[str]) -> dict[str, int]:
+    """Each traceback as its log message and exception, counted (the three most frequent)."""
+    counts: dict[str, int] = {}
+    message = ""
+    inside = False
+    for previous, line in zip(["", *lines], lines, strict=False):
+        if line.startswith("Traceback"):
+            inside, message = True, message or previous.split(": ", 1)[-1][:100]
+        elif inside and line and not line[0].isspace() and not line.startswith("During"):
+            if line.startswith(("The above", "Traceback")):
+                continue
+            key = f"{message} / {line[:100]}"
+            counts[key] = counts.get(key, 0) + 1
+            inside, message = False, ""
+    return dict(sorted(counts.items(), key=lambda item: -item[1])[:3])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="client loops")
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     parser.add_argument("--only", choices=sorted(RUNS), help="one of the two runs")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="also run DIR/run.py with its own defaults (an older checkout, e.g. from "
+        "`git archive`), with the same flood",
+    )
     args = parser.parse_args(argv)
     _raise_own_fd_limit(args.idle + 512)
     (REPO / ".bench-tmp").mkdir(exist_ok=True)
@@ -256,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         figures = asyncio.run(run_one(name, extra, args))
         print(json.dumps(figures, indent=2))
         sys.stdout.flush()
+    if args.before is not None:
+        figures = asyncio.run(run_one(f"before ({args.before})", (), args, args.before.resolve()))
+        print(json.dumps(figures, indent=2))
     return 0
 
 

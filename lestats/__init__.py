@@ -16,6 +16,8 @@ module exports and these modules:
 Every other module is internal and may change in any release.
 """
 
+import logging
+
 from lestats import messages
 from lestats.actors.engine import Engine
 from lestats.actors.jobs import JobOutcome, JobStatus, format_job_id, parse_job_id
@@ -35,6 +37,11 @@ from lestats.errors import (
     UnknownJob,
 )
 from lestats.http.app import create_app
+
+# A library logs, the application decides where to: without this, Python's last-resort handler
+# would print every failed job's traceback on an embedder's stderr. The server's own handler
+# (lestats.logs) writes them to its log file.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "Dataset",

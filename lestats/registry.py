@@ -3,9 +3,11 @@
 Stable API. `default_registry()` gives a fresh table with the nine course statistics; add rows
 with `Registry.register` (or `add` a `Statistic`), declare questions' better direction with
 `Registry.set_direction`, and give the table to `Engine(dataset, registry=...)`. `QUESTION` and
-`STATE` are the course's parameters, reusable by new statistics.
+`STATE` are the course's parameters, reusable by new statistics. `register_queries` adds the v2
+query kinds of docs/queries.md (the server's registry has them).
 """
 
+from lestats.data.kinds import register_queries
 from lestats.data.query import ParamValue, Query
 from lestats.data.registry import (
     ENTRY_POINT_GROUP,
@@ -41,4 +43,5 @@ __all__ = [
     "Statistic",
     "StatisticFunction",
     "default_registry",
+    "register_queries",
 ]

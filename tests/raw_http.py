@@ -114,7 +114,7 @@ async def eof_within(reader: asyncio.StreamReader, seconds: float = DEADLINE) ->
 
 def request(method: str, path: str, body: bytes = b"", extra: str = "") -> bytes:
     length = f"Content-Length: {len(body)}\r\n" if body or method == "POST" else ""
-    return f"{method} {path} HTTP/1.1\r\nHost: t\r\n{length}{extra}\r\n".encode() + body
+    return f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{length}{extra}\r\n".encode() + body
 
 
 def job(question: str = OBESITY) -> bytes:

@@ -11,17 +11,6 @@ import logging
 import threading
 
 import pytest
-from conftest import (
-    BOOM,
-    MUSCLE,
-    OBESITY,
-    TINY_STATES,
-    Crash,
-    GatedRunner,
-    ask,
-    eventually,
-    stop_actor,
-)
 
 from lestats import jsonio
 from lestats import messages as m
@@ -32,6 +21,17 @@ from lestats.data.query import Query
 from lestats.data.statistics import compute
 from lestats.errors import ShuttingDown
 from lestats.stores.files import FileStore
+from lestats.testing import (
+    BOOM,
+    MUSCLE,
+    OBESITY,
+    TINY_STATES,
+    Crash,
+    GatedRunner,
+    ask,
+    eventually,
+    stop_actor,
+)
 
 QUERIES = [
     Query("state_mean", question, state) for question in (OBESITY, MUSCLE) for state in TINY_STATES

@@ -10,7 +10,6 @@ import time
 from typing import Self
 
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy
 
 from lestats import messages as m
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, parse_job_id
@@ -18,6 +17,7 @@ from lestats.data.query import Query
 from lestats.data.registry import Registry
 from lestats.data.statistics import compute, default_registry
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
+from lestats.testing import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy
 
 
 class Ticker:

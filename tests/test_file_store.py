@@ -14,7 +14,6 @@ import os
 import threading
 
 import pytest
-from conftest import MUSCLE, OBESITY
 from store_faults import FaultyWrite
 
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
@@ -23,6 +22,7 @@ from lestats.errors import StorageError, UnknownJob
 from lestats.stores import files as files_module
 from lestats.stores.files import FileStore
 from lestats.stores.result_files import ResultFiles
+from lestats.testing import MUSCLE, OBESITY
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean", MUSCLE, "Ohio")

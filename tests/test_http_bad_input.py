@@ -21,23 +21,24 @@ pytest_plugins = ["http_support", "raw_http"]
 BODY = json.dumps({"question": OBESITY}).encode()
 
 PARSER_REFUSALS = {
-    "bad method token": b"GE(T /api/health HTTP/1.1\r\nHost: t\r\n\r\n",
+    "bad method token": b"GE(T /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     "transfer-encoding with content-length": (
-        b"POST /api/best5 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+        b"POST /api/best5 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         b"Content-Length: 5\r\n\r\n0\r\n\r\n"
     ),
     "unknown transfer coding": (
-        b"POST /api/best5 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: bogus\r\n\r\nxxxxx"
+        b"POST /api/best5 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: bogus\r\n\r\nxxxxx"
     ),
     "two content-lengths": (
-        b"POST /api/best5 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+        b"POST /api/best5 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n"
     ),
-    "header without colon": b"GET /api/health HTTP/1.1\r\nHost: t\r\nnonsense\r\n\r\n",
-    "bad version": b"GET /api/health HTTP/9.Q\r\nHost: t\r\n\r\n",
-    "request line too long": b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+    "header without colon": b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nnonsense\r\n\r\n",
+    "bad version": b"GET /api/health HTTP/9.Q\r\nHost: 127.0.0.1\r\n\r\n",
+    "request line too long": b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     "TLS handshake on the plain port": bytes.fromhex("16030100a5010000a10303") + bytes(64),
     "bad chunk size": (
-        b"POST /api/best5 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        b"POST /api/best5 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
     ),
 }
 
@@ -76,14 +77,15 @@ async def test_parser_refusals_are_400_json_and_one_warning(live, http_dataset, 
 async def test_an_unknown_method_is_400_json_and_a_known_wrong_one_405(live, http_dataset):
     server = await live(http_dataset)
     reader, writer = await server.connect()
-    writer.write(b"BREW /api/best5 HTTP/1.1\r\nHost: t\r\n\r\n")  # aiohttp's parser refuses it
+    # aiohttp's parser refuses a method it does not know.
+    writer.write(b"BREW /api/best5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     status, _, body = await read_answer(reader)
     assert status == 400
     assert body["reason"].startswith("malformed HTTP request: "), body
     assert "method" in body["reason"].lower(), body
     writer.close()
     reader, writer = await server.connect()
-    writer.write(b"PATCH /api/best5 HTTP/1.1\r\nHost: t\r\n\r\n")
+    writer.write(b"PATCH /api/best5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     status, headers, body = await read_answer(reader)
     assert (status, headers["allow"]) == (405, "POST")
     assert body == {"status": "error", "reason": "method PATCH not allowed here (allowed: POST)"}

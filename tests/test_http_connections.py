@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 
 from http_support import OBESITY, Gate, until
@@ -88,6 +89,30 @@ async def test_a_body_sent_too_slowly_gets_408_and_both_log_lines(live, http_dat
     )
     assert lines[1].startswith("<- POST /api/global_mean 408 ")
     assert await server.engine.num_jobs_async() == 0
+
+
+async def test_a_client_that_never_reads_its_answers_is_dropped(live, http_dataset, caplog):
+    server = await live(http_dataset, limits=ConnectionLimits(send_timeout=0.5))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)  # noqa: FBT003 - the socket module's own signature
+    await asyncio.get_running_loop().sock_connect(sock, (server.host, server.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    # 2,000 pipelined requests for a 29 KB document, and never a byte read: megabytes pile up.
+    writer.write(request("GET", "/api/openapi.json") * 2000)
+
+    def dropped() -> bool:
+        return any("its answer unread for 0.5 s" in r.getMessage() for r in caplog.records)
+
+    await until(dropped, "the non-reading client is dropped", DEADLINE)
+    await until(lambda: not server.server.connections, "its connection is gone", DEADLINE)
+    writer.transport.abort()
+    # The server goes on serving others.
+    other_reader, other_writer = await server.connect()
+    other_writer.write(request("GET", "/api/health"))
+    assert (await read_answer(other_reader))[0] == 200
+    other_writer.close()
+    del reader
 
 
 # --- the connection cap --------------------------------------------------------------------------
@@ -182,9 +207,7 @@ async def test_at_shutdown_every_long_poll_is_answered_running_even_past_the_req
 
     closing = asyncio.ensure_future(server.runner.cleanup())
     answers = await asyncio.gather(*(read_answer(reader) for reader, _ in waiters))
-    assert [(status, body) for status, _, body in answers] == [
-        (200, {"status": "running"})
-    ] * count
+    assert [(status, body) for status, _, body in answers] == [(200, {"status": "running"})] * count
     assert not closing.done()  # the accepted job still drains before the server stops
     gate.release()
     await asyncio.wait_for(closing, DEADLINE)

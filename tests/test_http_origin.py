@@ -96,3 +96,23 @@ async def test_a_link_from_another_site_to_the_page_opens_it(serve, http_dataset
         "/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}
     )
     await assert_refused(response)
+
+
+@pytest.mark.parametrize("host", ["evil.example:5000", "attacker.test", "192.0.2.7", "bad host!"])
+async def test_a_foreign_host_on_the_loopback_address_is_refused(serve, http_dataset, host):
+    """DNS rebinding: another site's name resolved to 127.0.0.1, its requests same-origin."""
+    client, _ = await serve(http_dataset)
+    origin = f"http://{host}"
+    headers = {"Host": host, "Sec-Fetch-Site": "same-origin", "Origin": origin}
+    await assert_refused(await client.post("/api/best5", json=JOB, headers=headers))
+    await assert_refused(await client.get("/api/graceful_shutdown", headers={"Host": host}))
+    assert (await get_json(client, "/api/health"))["accepting"] is True
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "LocalHost:5000", "app.localhost", "127.0.0.2", "[::1]"]
+)
+async def test_loopback_names_pass(serve, http_dataset, host):
+    client, _ = await serve(http_dataset)
+    response = await client.get("/api/health", headers={"Host": host})
+    assert response.status == 200

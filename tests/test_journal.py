@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import MUSCLE, OBESITY
 
 from lestats.data.query import Query
 from lestats.stores import journal as records
 from lestats.stores.journal import Journal, JournalState
+from lestats.testing import MUSCLE, OBESITY
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean", MUSCLE, "Ohio")

@@ -11,7 +11,6 @@ import types
 
 import pykka
 import pytest
-from conftest import OBESITY
 
 import lestats
 from lestats import messages as m
@@ -20,6 +19,7 @@ from lestats.actors.jobs import JobOutcome, JobStatus
 from lestats.data.query import Query
 from lestats.data.statistics import compute
 from lestats.errors import JobFailed, LeStatsError, UnknownJob
+from lestats.testing import OBESITY
 
 PUBLIC_MODULES = ("lestats", "lestats.messages", "lestats.actors", "lestats.registry")
 
@@ -128,3 +128,60 @@ def test_ask_of_other_messages_is_pykkas(start_store):
     assert store.ask("hello", timeout=5) is None
     assert store.ask(m.CountPending(), timeout=5) == 0
     assert ResultStore.__mro__[1].__name__ == "RequestActor"
+
+
+# --- logging: a library's failures reach the application's handlers, not stderr -----------------
+
+EMBEDDER = """
+import logging, sys
+from lestats import Dataset, Engine, JobFailed, Record, default_registry
+from lestats.registry import QUESTION
+
+def broken(dataset, query):
+    raise ZeroDivisionError("no rows for that")
+
+registry = default_registry()
+registry.register("broken", broken, summary="fails", parameters=[QUESTION])
+q = "Percent of adults aged 18 years and older who have obesity"
+dataset = Dataset.from_records([Record(q, "Ohio", 30.0)])
+with Engine(dataset, workers=1, registry=registry, results_dir=sys.argv[1]) as engine:
+    try:
+        engine.result(engine.submit("broken", question=q), timeout=10)
+    except JobFailed as failed:
+        print("handled:", failed.reason)
+    if len(sys.argv) > 2:
+        logging.basicConfig(stream=sys.stdout, level=logging.ERROR)
+        try:
+            engine.result(engine.submit("broken", question=q), timeout=10)
+        except JobFailed:
+            pass
+"""
+
+
+def run_embedder(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "embedder.py"
+    script.write_text(EMBEDDER, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "results"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_handled_job_failure_prints_nothing_on_the_embedders_stderr(tmp_path):
+    done = run_embedder(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "handled: ZeroDivisionError: no rows for that\n"
+    assert done.stderr == ""
+
+
+def test_an_application_that_configures_logging_gets_the_traceback(tmp_path):
+    done = run_embedder(tmp_path, "log")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "Traceback (most recent call last):" in done.stdout
+    assert "ZeroDivisionError: no rows for that" in done.stdout
+    assert done.stdout.index("Traceback") < done.stdout.index("raise ZeroDivisionError")

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from readme_examples import examples, pytest_files
 from test_run_py import OPTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
-EXAMPLES = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+EXAMPLES = examples(README)
+PYTEST_FILES = pytest_files(README)
 
 
 def test_readme_shows_the_two_commands():
@@ -54,3 +56,37 @@ def test_every_documented_option_exists():
     assert documented == set(OPTIONS)
     for option in documented:
         assert option in finished.stdout
+
+
+@pytest.mark.parametrize(
+    "source", PYTEST_FILES, ids=[f"test_file{i}" for i in range(len(PYTEST_FILES))]
+)
+def test_readme_test_files_pass_under_pytest_with_the_installed_plugin(source, tmp_path):
+    (tmp_path / "test_example.py").write_text(source, encoding="utf-8")
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "lestats_check_leaks=true",
+            "test_example.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    tests = source.count("\ndef test_")
+    assert f"{tests} passed" in finished.stdout
+
+
+def test_readme_has_a_testing_section_with_a_test_file():
+    section = README.split("## Testing your code with lestats", 1)[1].split("\n## ", 1)[0]
+    assert "```python test" in section
+    assert PYTEST_FILES

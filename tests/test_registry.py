@@ -10,16 +10,17 @@ import sys
 import textwrap
 
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES
 from http_support import RUN_PY, Server, get_json, json_body, poll, post_job
 
 from lestats.data.dataset import Dataset, Record
+from lestats.data.params import PARAMETERS
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.registry import Parameter, Registry, Statistic
 from lestats.data.statistics import COURSE_STATISTICS, QUESTION, STATE, default_registry
 from lestats.errors import InvalidQuery
 from lestats.http.openapi import openapi_document
+from lestats.testing import MUSCLE, OBESITY, TINY_STATES
 
 pytest_plugins = ["http_support"]
 
@@ -72,11 +73,16 @@ def top_states_row() -> Statistic:
 # --- the table ----------------------------------------------------------------------------------
 
 
-def test_the_default_registry_is_the_nine_course_statistics_in_contract_order():
+QUERY_KINDS = tuple(PARAMETERS)
+"""The v2 query kinds (docs/queries.md), in their registration order."""
+
+
+def test_the_default_registry_is_the_nine_course_statistics_then_the_query_kinds():
     registry = default_registry()
-    assert registry.names == COURSE_STATISTICS
+    assert registry.names == (*COURSE_STATISTICS, *QUERY_KINDS)
     assert [s.name for s in registry.course_statistics()] == list(COURSE_STATISTICS)
-    assert all(s.pure and s.course for s in registry)
+    assert all(s.pure for s in registry)
+    assert {s.name for s in registry if s.course} == set(COURSE_STATISTICS)
     assert {s.name for s in registry if s.directional} == {"best5", "worst5"}
     assert registry.questions_by_direction("min") == BEST_IS_MIN
     assert registry.questions_by_direction("max") == BEST_IS_MAX

@@ -14,7 +14,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import pykka
 import pytest
-from conftest import MUSCLE, OBESITY, ask, eventually, stop_actor
 from store_faults import FaultyWrite
 
 from lestats import messages as m
@@ -26,6 +25,7 @@ from lestats.data.query import Query
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
 from lestats.stores.files import FileStore
 from lestats.stores.result_files import ResultFiles
+from lestats.testing import MUSCLE, OBESITY, ask, eventually, stop_actor
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean", MUSCLE, "Ohio")

@@ -8,7 +8,6 @@ import os
 import time
 
 import pytest
-from conftest import OBESITY, GatedRunner, ask
 
 from lestats import messages as m
 from lestats.actors.jobs import JobOutcome, JobStatus
@@ -18,6 +17,7 @@ from lestats.errors import JobFailed, UnknownJob
 from lestats.stores.base import Retention
 from lestats.stores.files import FileStore
 from lestats.stores.memory import MemoryStore
+from lestats.testing import OBESITY, GatedRunner, ask
 
 EXPIRED = JobOutcome(JobStatus.ERROR, reason="expired")
 Q1 = Query("global_mean", OBESITY)

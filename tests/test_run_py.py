@@ -27,6 +27,7 @@ OPTIONS = (
     "--workers",
     "--results-dir",
     "--log-file",
+    "--log-format",
     "--max-pending",
     "--keep-last",
     "--keep-for",
@@ -36,6 +37,10 @@ OPTIONS = (
     "--idle-timeout",
     "--header-timeout",
     "--body-timeout",
+    "--send-timeout",
+    "--store",
+    "--processes",
+    "--claim-idle",
 )
 
 
@@ -154,6 +159,11 @@ def test_help_lists_every_option(tmp_path):
         ["--idle-timeout", "0"],
         ["--header-timeout", "nan"],
         ["--body-timeout", "inf"],
+        ["--send-timeout", "-3"],
+        ["--store", "http://127.0.0.1:6379"],
+        ["--processes", "0"],
+        ["--claim-idle", "0"],
+        ["--claim-idle", "nan"],
     ],
 )
 def test_bad_option_values_are_refused_with_usage(tmp_path, args):

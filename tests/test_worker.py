@@ -11,13 +11,13 @@ import threading
 
 import pykka
 import pytest
-from conftest import MUSCLE, OBESITY, TINY_STATES, Crash
 
 from lestats import jsonio
 from lestats import messages as m
 from lestats.actors.worker import Worker
 from lestats.data.query import Query
 from lestats.data.statistics import compute
+from lestats.testing import MUSCLE, OBESITY, TINY_STATES, Crash
 
 Q1 = Query("global_mean", OBESITY)
 Q2 = Query("state_mean_by_category", OBESITY, "Ohio")

@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
 
 import pykka
 
@@ -26,6 +26,14 @@ from lestats.actors.worker import MEMO_BYTES, Worker
 from lestats.data.query import Query
 from lestats.data.statistics import default_registry
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown
+from lestats.metrics_stats import JobStats
+from lestats.results import (
+    CategoryMeans,
+    GlobalMean,
+    JobId,
+    StateCategoryMeans,
+    StateMeans,
+)
 from lestats.stores.base import NO_RETENTION_LIMIT, Retention
 from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
 
@@ -37,9 +45,12 @@ if TYPE_CHECKING:
     from lestats.data.dataset import Dataset
     from lestats.data.query import ParamValue
     from lestats.data.registry import Registry
-    from lestats.data.statistics import CourseStatistic
+    from lestats.data.statistics import OneStateStatistic, RankingStatistic
     from lestats.stores.base import JobStore
 
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
@@ -122,6 +133,9 @@ class Engine:
         self._abandon = threading.Event()
         self._lock = threading.Lock()
         self._stopping = threading.Lock()
+        self._ticker: _TakeOverTicker | None = None
+        self.job_stats: JobStats | None = None
+        """Jobs counted and timed by the ResultStore for the metrics (made by `start`)."""
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -130,8 +144,11 @@ class Engine:
         if self._store is not None or self._drained is not None:
             raise RuntimeError("an Engine starts once; make a new one (same results_dir is fine)")
         claims = JobClaims()
-        store = ResultStore.start(self.job_store, self.max_pending, self.retention, claims)
         self.registry.freeze()
+        self.job_stats = JobStats(self.registry.names)
+        store = ResultStore.start(
+            self.job_store, self.max_pending, self.retention, claims, self.job_stats
+        )
         dataset, registry, abandon = self.dataset, self.registry, self._abandon
         runner = self._runner or registry.run
         # The registry says which statistics are pure; an injected runner runs for every job.
@@ -159,6 +176,7 @@ class Engine:
         recovered = self._call(store, m.TakeRecovered())
         if recovered:
             dispatcher.tell(m.Requeue(recovered))
+        self._ticker = _TakeOverTicker(store, dispatcher)
         return self
 
     def __enter__(self) -> Self:
@@ -198,6 +216,8 @@ class Engine:
         Idempotent. Queries keep working until `shutdown` stops the ResultStore.
         """
         with self._lock:
+            if self._ticker is not None:
+                self._ticker.stop()
             if self._drained is None:
                 poison = m.Poison()
                 # Running, the future cannot be cancelled by a caller that stops waiting on it.
@@ -224,6 +244,8 @@ class Engine:
             self.begin_shutdown().result(timeout)
             store.stop(block=True, timeout=timeout)
             self._store = None
+            if self._ticker is not None:
+                self._ticker.join()
 
     async def shutdown_async(self, timeout: float | None = None, *, drain: bool = True) -> None:
         """`shutdown` without blocking the event loop."""
@@ -253,9 +275,19 @@ class Engine:
         )
 
     @overload
-    def submit(self, kind: CourseStatistic, question: str, state: str | None = None) -> str: ...
+    def submit(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
     @overload
-    def submit(self, kind: Query) -> str: ...
+    def submit(self, kind: OneStateStatistic, question: str, state: str) -> JobId[StateMeans]: ...
+    @overload
+    def submit(self, kind: Literal["global_mean"], question: str) -> JobId[GlobalMean]: ...
+    @overload
+    def submit(self, kind: Literal["mean_by_category"], question: str) -> JobId[CategoryMeans]: ...
+    @overload
+    def submit(
+        self, kind: Literal["state_mean_by_category"], question: str, state: str
+    ) -> JobId[StateCategoryMeans]: ...
+    @overload
+    def submit(self, kind: Query) -> JobId[object]: ...
     @overload
     def submit(
         self,
@@ -264,28 +296,43 @@ class Engine:
         question: str | None = None,
         state: str | None = None,
         **params: ParamValue | list[str] | list[int],
-    ) -> str: ...
+    ) -> JobId[object]: ...
     def submit(
         self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> str:
+    ) -> JobId[object]:
         """Accept a job and return its id (`job_id_N`) once it is journaled.
 
         `kind` is a statistic's name with its arguments (a course statistic takes `question`
         and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
-        or a `Query` made by `query`.
+        or a `Query` made by `query`. The id is a `str`; for type checkers it also tells the
+        type of the job's data (`result` returns it).
 
         Raises:
             InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
         """
         message = self._submission(kind, question, state, params)
-        return format_job_id(self._call(self._dispatcher, message))
+        return JobId(format_job_id(self._call(self._dispatcher, message)))
 
     @overload
-    async def submit_async(
-        self, kind: CourseStatistic, question: str, state: str | None = None
-    ) -> str: ...
+    async def submit_async(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
     @overload
-    async def submit_async(self, kind: Query) -> str: ...
+    async def submit_async(
+        self, kind: OneStateStatistic, question: str, state: str
+    ) -> JobId[StateMeans]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["global_mean"], question: str
+    ) -> JobId[GlobalMean]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["mean_by_category"], question: str
+    ) -> JobId[CategoryMeans]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["state_mean_by_category"], question: str, state: str
+    ) -> JobId[StateCategoryMeans]: ...
+    @overload
+    async def submit_async(self, kind: Query) -> JobId[object]: ...
     @overload
     async def submit_async(
         self,
@@ -294,13 +341,13 @@ class Engine:
         question: str | None = None,
         state: str | None = None,
         **params: ParamValue | list[str] | list[int],
-    ) -> str: ...
+    ) -> JobId[object]: ...
     async def submit_async(
         self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> str:
+    ) -> JobId[object]:
         """`submit` without blocking the event loop."""
         message = self._submission(kind, question, state, params)
-        return format_job_id(await self._call_async(self._dispatcher, message))
+        return JobId(format_job_id(await self._call_async(self._dispatcher, message)))
 
     def _submission(
         self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
@@ -367,8 +414,12 @@ class Engine:
                 self._unwatch(message)
                 raise
 
+    @overload
+    def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+    @overload
+    def result(self, job_id: str | int, timeout: float | None = None) -> object: ...
     def result(self, job_id: str | int, timeout: float | None = None) -> object:
-        """Wait for the job and return its data.
+        """Wait for the job and return its data (decoded JSON; typed by a `JobId`).
 
         Raises:
             JobFailed: the job ended in error.
@@ -376,6 +427,10 @@ class Engine:
         """
         return _data(format_job_id(parse_job_id(job_id)), self.wait(job_id, timeout))
 
+    @overload
+    async def result_async(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+    @overload
+    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object: ...
     async def result_async(self, job_id: str | int, timeout: float | None = None) -> object:
         """`result` without blocking the event loop."""
         return _data(format_job_id(parse_job_id(job_id)), await self.wait_async(job_id, timeout))
@@ -462,12 +517,12 @@ class Engine:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _call(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
+    def _call(self, ref: pykka.ActorRef[Any] | None, message: m.Request[T]) -> T:
         with self._requests:
             self._tell(ref, message)
             return message.reply.result()
 
-    async def _call_async(self, ref: pykka.ActorRef[Any] | None, message: Any) -> Any:  # noqa: ANN401
+    async def _call_async(self, ref: pykka.ActorRef[Any] | None, message: m.Request[T]) -> T:
         side = self._side()
         with self._requests:
             self._tell(ref, message)
@@ -493,7 +548,7 @@ class Engine:
                 store.tell(m.Subscribe(side.finished.push))
         return side
 
-    def _tell(self, ref: pykka.ActorRef[Any] | None, message: Any) -> None:  # noqa: ANN401
+    def _tell(self, ref: pykka.ActorRef[Any] | None, message: m.Request[Any]) -> None:
         # Marked running, the reply cannot be cancelled by a caller that gives up, so the actor
         # can always settle it.
         message.reply.set_running_or_notify_cancel()
@@ -524,6 +579,48 @@ class _LoopSide:
         self.inbox = LoopInbox(loop)
         # Polls come soon after a job ends: a quarter of the store's cache covers that window.
         self.finished = FinishedOutcomes(self.inbox, cache_bytes // 4)
+
+
+TAKE_OVER_INTERVAL = 1.0
+"""Seconds between two looks, in a shared store, for the jobs of processes that stopped."""
+
+
+class _TakeOverTicker:
+    """A daemon thread asking the ResultStore, every `TAKE_OVER_INTERVAL`, to take over jobs.
+
+    With a shared store (Redis), the jobs of a process that died run here once its heartbeat
+    has expired; with a file or memory store the answer is always empty. Stopped when the
+    engine begins its shutdown: a drained engine takes nothing more. It takes none of the
+    engine's request slots, which are the clients'.
+    """
+
+    def __init__(self, store: pykka.ActorRef[Any], dispatcher: pykka.ActorRef[Any]) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="TakeOverTicker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(TAKE_OVER_INTERVAL):
+            message = m.TakeOver()
+            message.reply.set_running_or_notify_cancel()
+            try:
+                self._store.tell(message)
+                taken = message.reply.result(timeout=TAKE_OVER_INTERVAL * 10)
+            except TimeoutError:
+                continue  # the store is busy (its server slow): look again at the next tick
+            except (pykka.ActorDeadError, ShuttingDown):
+                return
+            if taken and not self._stop.is_set():
+                with contextlib.suppress(pykka.ActorDeadError):
+                    self._dispatcher.tell(m.Requeue(taken))
 
 
 class _RequestSlots:

@@ -99,6 +99,6 @@ class RequestActor(pykka.ThreadingActor):
         self._request_ref = RequestRef(self)
 
     @property
-    def actor_ref(self) -> RequestRef:  # type: ignore[override]
+    def actor_ref(self) -> RequestRef:
         """This actor's ref, whose `ask` understands the engine's requests."""
         return self._request_ref

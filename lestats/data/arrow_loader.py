@@ -56,7 +56,7 @@ import zlib
 from array import array
 from contextlib import contextmanager
 from itertools import pairwise
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -334,7 +334,7 @@ def _key_tuples(grouped: pa.Table, present: list[str], keys: list[str]) -> list[
         else [""] * grouped.num_rows
         for name in KEY_COLUMNS
     ]
-    return list(zip(*columns, strict=True))  # type: ignore[arg-type]
+    return list(zip(*columns, strict=True))
 
 
 def _texts_by_group(
@@ -479,10 +479,14 @@ def _python_strings(column: pa.ChunkedArray) -> list[str]:
     return list(map(words.__getitem__, _ints(encoded.indices)))
 
 
-_INT_CODES = {pa.int32(): "i", pa.int64(): "q", pa.uint64(): "Q"}
+_INT_CODES: dict[pa.DataType, Literal["i", "q", "Q"]] = {
+    pa.int32(): "i",
+    pa.int64(): "q",
+    pa.uint64(): "Q",
+}
 
 
-def _ints(ints: pa.Array) -> memoryview:
+def _ints(ints: pa.Array) -> memoryview[int]:
     """The values of an integer array without nulls, viewed in place."""
     if ints.null_count:
         raise _NeedsCsvModule("nulls where pyarrow makes none")
@@ -492,7 +496,7 @@ def _ints(ints: pa.Array) -> memoryview:
 def _values(array_: pa.Array, size: int) -> memoryview:
     """The data buffer of a fixed-width array with `size`-byte values, as bytes, in place."""
     data = array_.buffers()[1]
-    view = memoryview(data if data is not None else b"")  # type: ignore[arg-type]
+    view = memoryview(data if data is not None else b"")
     return view[array_.offset * size : (array_.offset + len(array_)) * size]
 
 

@@ -68,6 +68,8 @@ class Catalog:
     """The periods of each year."""
     years: dict[str, tuple[int, ...]]
     """The years with at least one row of each question id, sorted."""
+    places: tuple[tuple[str, str, str, tuple[int, ...]], ...]
+    """(abbreviation, name, kind, codes) of every location, by abbreviation: for rankings."""
 
     @classmethod
     def of(cls, table: EstimateTable) -> Catalog:
@@ -103,16 +105,21 @@ class Catalog:
                     for s in range(shape.strata)
                 ):
                     years[question.id].add(period.year)
+        locations = _first_by_id((loc.abbr, loc) for loc in table.locations)
         return cls(
             question_codes=question_codes,
             questions=_first_by_id((q.id, q) for q in table.questions),
             location_codes=location_codes,
-            locations=_first_by_id((loc.abbr, loc) for loc in table.locations),
+            locations=locations,
             stratum_codes=stratum_codes,
             strata=_first_by_id((s.id, s) for s in table.strata if not s.empty),
             category_codes=category_codes,
             period_codes={year: tuple(codes) for year, codes in sorted(period_codes.items())},
             years={qid: tuple(sorted(found)) for qid, found in sorted(years.items())},
+            places=tuple(
+                (abbr, location.name, location.kind, location_codes.get(abbr, ()))
+                for abbr, location in locations.items()
+            ),
         )
 
     def default_stratum(self) -> str | None:

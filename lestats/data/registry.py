@@ -43,6 +43,10 @@ ParamType = Literal["string", "integer", "number", "boolean", "strings", "intege
 StatisticFunction = Callable[["Dataset", Query], object]
 """Computes a job's `data` (JSON-ready) from the dataset and the validated query."""
 
+StatisticParser = Callable[["Registry", "Dataset", "Mapping[str, object]"], Query]
+"""Validates a statistic's arguments itself, when the per-parameter checks cannot (parameters
+that depend on each other, names to canonicalise); raises `InvalidQuery` for bad ones."""
+
 ENTRY_POINT_GROUP = "lestats.statistics"
 """Installed packages add statistics to the server through entry points of this group."""
 
@@ -73,7 +77,8 @@ class Statistic:
     `pure`: the answer depends only on (dataset, query), so Workers may memoize it. `course`:
     served as `POST /api/<name>` with the course's rules (extra body keys are ignored); any other
     statistic refuses parameters it does not declare. `directional`: the statistic ranks by the
-    question's better direction (refused for a question with none declared).
+    question's better direction (refused for a question with none declared). `parse`, when
+    given, replaces the per-parameter validation (the v2 query kinds: lestats/data/params.py).
     """
 
     name: str
@@ -83,6 +88,7 @@ class Statistic:
     pure: bool = True
     course: bool = False
     directional: bool = False
+    parse: StatisticParser | None = None
     _by_name: Mapping[str, Parameter] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -271,6 +277,8 @@ class Registry:
         statistic = self._statistics.get(name)
         if statistic is None:
             raise InvalidQuery(f"unknown endpoint {name!r}", self.names)
+        if statistic.parse is not None:
+            return statistic.parse(self, dataset, arguments)
         if not statistic.course:
             unknown = sorted(set(arguments) - statistic._by_name.keys())  # noqa: SLF001
             if unknown:

@@ -11,8 +11,9 @@ directions of the nine course questions.
 from __future__ import annotations
 
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
+from lestats.data.kinds import register_queries
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.registry import Parameter, Registry, Statistic
 
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
     from lestats.data.dataset import Dataset, Ranking
     from lestats.data.query import Query
     from lestats.data.registry import Direction
-
-Result = dict[str, Any]
+    from lestats.results import CategoryMeans, GlobalMean, StateCategoryMeans, StateMeans
 
 CourseStatistic = Literal[
     "states_mean",
@@ -38,14 +38,19 @@ CourseStatistic = Literal[
 ]
 """The names of the course's nine statistics, for type checkers (`Engine.submit`)."""
 
+RankingStatistic = Literal["states_mean", "best5", "worst5", "diff_from_mean"]
+"""The course statistics of a question answering a `StateMeans` (a value by state)."""
+OneStateStatistic = Literal["state_mean", "state_diff_from_mean"]
+"""The course statistics of a question and a state answering a `StateMeans`."""
 
-def states_mean(dataset: Dataset, query: Query) -> Result:
+
+def states_mean(dataset: Dataset, query: Query) -> StateMeans:
     """Mean per state, lowest first, ties by state name."""
     stats = dataset.stats(query.question or "")
     return stats.ascending.copy() if stats else {}
 
 
-def state_mean(dataset: Dataset, query: Query) -> Result:
+def state_mean(dataset: Dataset, query: Query) -> StateMeans:
     """Mean of one state; `{}` if it has no rows for the question."""
     stats = dataset.stats(query.question or "")
     if stats is None or query.state not in stats.state_means:
@@ -53,11 +58,11 @@ def state_mean(dataset: Dataset, query: Query) -> Result:
     return {query.state: stats.state_means[query.state]}
 
 
-def _first5(ranking: Ranking) -> Result:
+def _first5(ranking: Ranking) -> StateMeans:
     return dict(islice(ranking.items(), 5))
 
 
-def best5(dataset: Dataset, query: Query, direction: Direction | None) -> Result:
+def best5(dataset: Dataset, query: Query, direction: Direction | None) -> StateMeans:
     """The five best states: lowest first for lower-is-better questions, else highest first."""
     stats = dataset.stats(query.question or "")
     if stats is None:
@@ -65,7 +70,7 @@ def best5(dataset: Dataset, query: Query, direction: Direction | None) -> Result
     return _first5(stats.ascending if _best_is_min(query, direction) else stats.descending)
 
 
-def worst5(dataset: Dataset, query: Query, direction: Direction | None) -> Result:
+def worst5(dataset: Dataset, query: Query, direction: Direction | None) -> StateMeans:
     """The five worst states, worst first."""
     stats = dataset.stats(query.question or "")
     if stats is None:
@@ -79,13 +84,13 @@ def _best_is_min(query: Query, direction: Direction | None) -> bool:
     return direction == "min"
 
 
-def global_mean(dataset: Dataset, query: Query) -> Result:
+def global_mean(dataset: Dataset, query: Query) -> GlobalMean:
     """Mean over all rows of the question (not the mean of state means)."""
     stats = dataset.stats(query.question or "")
     return {"global_mean": stats.global_mean} if stats else {}
 
 
-def diff_from_mean(dataset: Dataset, query: Query) -> Result:
+def diff_from_mean(dataset: Dataset, query: Query) -> StateMeans:
     """`global_mean - state_mean` for every state, in `states_mean` order."""
     stats = dataset.stats(query.question or "")
     if stats is None:
@@ -94,7 +99,7 @@ def diff_from_mean(dataset: Dataset, query: Query) -> Result:
     return {state: overall - mean for state, mean in stats.ascending.items()}
 
 
-def state_diff_from_mean(dataset: Dataset, query: Query) -> Result:
+def state_diff_from_mean(dataset: Dataset, query: Query) -> StateMeans:
     """`global_mean - state_mean` for one state; `{}` if it has no rows for the question."""
     stats = dataset.stats(query.question or "")
     if stats is None or query.state not in stats.state_means:
@@ -102,13 +107,13 @@ def state_diff_from_mean(dataset: Dataset, query: Query) -> Result:
     return {query.state: stats.global_mean - stats.state_means[query.state]}
 
 
-def mean_by_category(dataset: Dataset, query: Query) -> Result:
+def mean_by_category(dataset: Dataset, query: Query) -> CategoryMeans:
     """Mean per (state, category, stratum), keys as tuple strings sorted by the tuple."""
     stats = dataset.stats(query.question or "")
     return stats.by_category.copy() if stats else {}
 
 
-def state_mean_by_category(dataset: Dataset, query: Query) -> Result:
+def state_mean_by_category(dataset: Dataset, query: Query) -> StateCategoryMeans:
     """Mean per (category, stratum) of one state, under the state's name."""
     stats = dataset.stats(query.question or "")
     if stats is None:
@@ -146,11 +151,11 @@ STATE = Parameter(
 
 
 def _ranked_by(
-    registry: Registry, ranking: Callable[[Dataset, Query, Direction | None], Result]
-) -> Callable[[Dataset, Query], Result]:
+    registry: Registry, ranking: Callable[[Dataset, Query, Direction | None], StateMeans]
+) -> Callable[[Dataset, Query], StateMeans]:
     """`best5` or `worst5` reading the question's direction from `registry` (frozen by then)."""
 
-    def run(dataset: Dataset, query: Query) -> Result:
+    def run(dataset: Dataset, query: Query) -> StateMeans:
         return ranking(dataset, query, registry.direction(query.question or ""))
 
     return run
@@ -159,7 +164,7 @@ def _ranked_by(
 def _course_rows(registry: Registry) -> dict[CourseStatistic, Statistic]:
     def row(
         name: CourseStatistic,
-        function: Callable[[Dataset, Query], Result],
+        function: Callable[[Dataset, Query], object],
         summary: str,
         *,
         by_state: bool = False,
@@ -192,19 +197,23 @@ def _course_rows(registry: Registry) -> dict[CourseStatistic, Statistic]:
         ),
     )
     by_name = dict(rows)
-    if tuple(by_name) != get_args(CourseStatistic):
+    typed = {*get_args(RankingStatistic), *get_args(OneStateStatistic)}
+    typed |= {"global_mean", "mean_by_category", "state_mean_by_category"}
+    if tuple(by_name) != get_args(CourseStatistic) or typed != set(by_name):
         raise RuntimeError("the course rows and the CourseStatistic names disagree")
     return by_name
 
 
 def default_registry() -> Registry:
-    """A new registry with the nine course statistics and the nine questions' directions.
+    """A new registry: the nine course statistics, the v2 query kinds, the nine directions.
 
-    Each call makes a fresh one: add statistics or directions to it freely.
+    Each call makes a fresh one: add statistics or directions to it freely. The server and an
+    embedded engine start from the same table, so both accept the same jobs.
     """
     registry = Registry()
     for statistic in _course_rows(registry).values():
         registry.add(statistic)
+    register_queries(registry)
     for question in BEST_IS_MIN:
         registry.set_direction(question, "min")
     for question in BEST_IS_MAX:

@@ -65,6 +65,9 @@ SUPPRESSED_SYMBOL = "~"
 NATIONAL = frozenset({"US"})
 TERRITORIES = frozenset({"AS", "GU", "MP", "PR", "VI"})
 
+NUMBER_MEMO = 1 << 16
+"""Distinct number texts whose parse the csv path remembers (values repeat: `29.6`, `""`)."""
+
 _SORT_KEY_INFINITY = math.inf
 
 
@@ -189,6 +192,7 @@ class EstimateTable:
 
     __slots__ = (
         "_fingerprint",
+        "_withheld",
         "footnote_codes",
         "footnotes",
         "high",
@@ -215,6 +219,7 @@ class EstimateTable:
         self.strata: tuple[Stratum, ...] = tuple(map(_stratum, words["stratum"]))
         self.periods: tuple[Period, ...] = tuple(map(_period, words["period"]))
         self.footnotes: tuple[Footnote, ...] = tuple(map(_footnote, words["footnote"]))
+        self._withheld = tuple(f.symbol.strip() == SUPPRESSED_SYMBOL for f in self.footnotes)
         self.keys = keys
         self.footnote_codes = footnote_codes
         self.value, self.low, self.high, self.sample_size = numbers
@@ -264,10 +269,19 @@ class EstimateTable:
         """The rows whose key is in [low_key, high_key)."""
         return range(bisect_left(self.keys, low_key), bisect_left(self.keys, high_key))
 
+    def cell(self, key: int) -> list[int]:
+        """The rows whose key is `key` (one bisection: most cells hold one row)."""
+        keys = self.keys
+        first = bisect_left(keys, key)
+        end = first
+        size = len(keys)
+        while end < size and keys[end] == key:
+            end += 1
+        return list(range(first, end))
+
     def suppressed(self, row: int) -> bool:
         """Whether the CDC withheld the row's value (footnote `~`), or it has no number."""
-        symbol = self.footnotes[self.footnote_codes[row]].symbol
-        return symbol.strip() == SUPPRESSED_SYMBOL or math.isnan(self.value[row])
+        return self._withheld[self.footnote_codes[row]] or math.isnan(self.value[row])
 
     def rows_with(self, question: int) -> Iterator[int]:
         """Every row of the question code, in table order."""
@@ -359,7 +373,7 @@ class RowCollector:
     row's end, where the caller appends an empty cell.
     """
 
-    __slots__ = ("_entities", "_number_indexes", "_numbers")
+    __slots__ = ("_entities", "_memo", "_number_columns", "_numbers")
 
     def __init__(self, indexes: Mapping[str, int]) -> None:
         self._entities = [
@@ -370,19 +384,25 @@ class RowCollector:
             )
             for entity in ENTITIES
         ]
-        self._number_indexes = [indexes[name] for name in NUMBER_COLUMNS]
         self._numbers = [array("d") for _ in NUMBER_COLUMNS]
+        self._number_columns = tuple(
+            zip([indexes[name] for name in NUMBER_COLUMNS], self._numbers, strict=True)
+        )
+        self._memo: dict[str, float] = {}
 
     def add(self, row: Sequence[str]) -> None:
         """Keep one row (already checked to be of the header's width)."""
         for getter, seen, codes in self._entities:
-            cells = getter(row)
-            code = seen.get(cells)
-            if code is None:
-                code = seen[cells] = len(seen)
-            codes.append(code)
-        for index, numbers in zip(self._number_indexes, self._numbers, strict=True):
-            numbers.append(number_or_nan(row[index]))
+            codes.append(seen.setdefault(getter(row), len(seen)))
+        memo = self._memo
+        for index, numbers in self._number_columns:
+            text = row[index]
+            number = memo.get(text)
+            if number is None:
+                number = number_or_nan(text)
+                if len(memo) < NUMBER_MEMO:
+                    memo[text] = number
+            numbers.append(number)
 
     def columns(self) -> RawColumns:
         """Everything kept so far."""

@@ -10,6 +10,7 @@ from aiohttp import web
 from lestats.http.connections import DEFAULT_BODY_TIMEOUT
 from lestats.http.keys import BODY_TIMEOUT, CLOSING, ENGINE
 from lestats.http.middlewares import log_and_map_errors
+from lestats.http.queries import install as install_queries
 from lestats.http.routes import routes
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def create_app(
     app[BODY_TIMEOUT] = body_timeout
     app[CLOSING] = asyncio.Event()
     app.add_routes(routes(engine.registry))
+    install_queries(app)
     app.on_shutdown.append(_release_waiters)
     app.cleanup_ctx.append(_engine_life)
     return app

@@ -6,6 +6,8 @@ that is the idle timeout. This module adds what aiohttp lacks:
 
 - a header timeout: a request whose first bytes arrived must complete its headers within it, or
   it is answered `408` (JSON) and closed. The body has its own timeout, in the middleware;
+- a send timeout: a client that leaves its answer unread (the socket's buffers full) for longer
+  is dropped, so that it cannot hold a connection, and its handler, for ever;
 - a connection cap: past it, a new connection takes the place of the connection idle the
   longest (so a flood of idle sockets cannot lock out real clients), or, when every connection
   is busy with a request, is answered `503` (JSON, with `Retry-After`) and closed;
@@ -26,7 +28,7 @@ import errno
 import logging
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
@@ -44,6 +46,7 @@ log = logging.getLogger("lestats.http")
 DEFAULT_IDLE_TIMEOUT = 15.0
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_SEND_TIMEOUT = 30.0
 MAX_DEFAULT_CONNECTIONS = 10_000
 RESERVED_FDS = 256
 """File descriptors kept for everything but connections (journal, result files, log, pipes)."""
@@ -66,11 +69,14 @@ class ConnectionLimits:
     """Seconds a connection may wait without sending a request (at its start or between two)."""
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     """Seconds from a request's first byte to the end of its headers."""
-    max_connections: int = MAX_DEFAULT_CONNECTIONS
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
+    """Seconds an answer may wait on a client that does not read it (buffers full)."""
+    max_connections: int = field(default_factory=default_max_connections)
     """Open client connections at most; see `GuardedServer`."""
 
     def __post_init__(self) -> None:
-        if not (self.idle_timeout > 0 and self.header_timeout > 0 and self.max_connections > 0):
+        timeouts = (self.idle_timeout, self.header_timeout, self.send_timeout)
+        if not (min(timeouts) > 0 and self.max_connections > 0):
             raise ValueError(f"connection limits must be positive: {self}")
 
 
@@ -87,10 +93,19 @@ def _raw_json_answer(status: int, phrase: str, reason: str, extra: str = "") -> 
 class GuardedRequestHandler(RequestHandler):
     """aiohttp's connection protocol, plus the header timeout and JSON for parser refusals."""
 
-    def __init__(self, manager: GuardedServer, *, header_timeout: float, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        manager: GuardedServer,
+        *,
+        header_timeout: float,
+        send_timeout: float,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._send_timeout = send_timeout
+        self._send_timer: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
@@ -118,9 +133,39 @@ class GuardedRequestHandler(RequestHandler):
             self._cancel_header_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        """Stop the header timer, then let aiohttp clean up."""
+        """Stop the timers, then let aiohttp clean up."""
         self._cancel_header_timer()
+        self._cancel_send_timer()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client reads slower than we write: it has `send_timeout` seconds to catch up."""
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self._loop.call_later(self._send_timeout, self._answer_not_read)
+
+    def resume_writing(self) -> None:
+        """The client caught up."""
+        self._cancel_send_timer()
+        super().resume_writing()
+
+    def _cancel_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _answer_not_read(self) -> None:
+        self._send_timer = None
+        transport = self.transport
+        if transport is None:
+            return
+        log.warning(
+            "dropped a connection from %s: its answer unread for %g s",
+            _peer(self),
+            self._send_timeout,
+        )
+        transport.abort()  # close() would wait for the unread bytes to leave
+        self.force_close()
 
     def refuse(self, answer: bytes) -> None:
         """Send a whole prepared response and close (nothing was read of any request)."""
@@ -209,12 +254,19 @@ class GuardedServer(web.Server):
     is idle, the new one is answered `503` and closed. Requests in progress are never cut.
     """
 
-    def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        handler: Any,  # noqa: ANN401 - aiohttp's own request handler type
+        *,
+        limits: ConnectionLimits,
+        accept_trouble: AcceptTrouble,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.limits = limits
         self.evicted = 0
         self.refused = 0
-        self._accept_trouble = _AcceptTrouble()
+        self._accept_trouble = accept_trouble
 
     def __call__(self) -> RequestHandler:
         """A protocol for one new connection."""
@@ -223,6 +275,7 @@ class GuardedServer(web.Server):
             loop=self._loop,
             keepalive_timeout=self.limits.idle_timeout,
             header_timeout=self.limits.header_timeout,
+            send_timeout=self.limits.send_timeout,
             **self._kwargs,
         )
 
@@ -254,12 +307,8 @@ class GuardedServer(web.Server):
             )
         )
 
-    def install_accept_logging(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Log `accept()` running out of descriptors once per episode, not once per attempt."""
-        self._accept_trouble.install(loop)
 
-
-class _AcceptTrouble:
+class AcceptTrouble:
     """Turns asyncio's report of each failed `accept()` into one line per episode.
 
     After EMFILE (and the like) asyncio retries a second later, but reports every failure
@@ -281,6 +330,10 @@ class _AcceptTrouble:
         """Become `loop`'s exception handler (passing on every other report)."""
         self._previous = loop.get_exception_handler()
         loop.set_exception_handler(self._handle)
+
+    def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give `loop` its previous exception handler back."""
+        loop.set_exception_handler(self._previous)
 
     def accepted(self) -> None:
         """A connection was made: the end of an episode, if failures have stopped."""
@@ -325,15 +378,24 @@ class GuardedAppRunner(web.AppRunner):
     def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(app, handler_cancellation=True, **kwargs)
         self._limits = limits
+        self._accept_trouble = AcceptTrouble()
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # starts the app, as aiohttp does
-        server = GuardedServer(
+        loop = asyncio.get_running_loop()
+        self._accept_trouble.install(loop)
+        return GuardedServer(
             plain.request_handler,
             request_factory=plain.request_factory,
-            loop=asyncio.get_running_loop(),
+            loop=loop,
             limits=self._limits,
+            accept_trouble=self._accept_trouble,
             **self._kwargs,
         )
-        server.install_accept_logging(asyncio.get_running_loop())
-        return server
+
+    async def cleanup(self) -> None:
+        """Stop serving as aiohttp does, then give the loop its exception handler back."""
+        try:
+            await super().cleanup()
+        finally:
+            self._accept_trouble.uninstall(asyncio.get_running_loop())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lestats.http.queries import openapi_paths
+
 if TYPE_CHECKING:
     from lestats.data.dataset import Dataset
     from lestats.data.registry import Parameter, Registry, Statistic
@@ -92,9 +94,12 @@ def _submit_operation(statistic: Statistic, registry: Registry, dataset: Dataset
                 "accepted",
                 headers={"Location": {"schema": {"type": "string"}}},
             ),
-            "400": _error("bad body, unknown question or state"),
+            "400": _error("bad body, unknown question or state, or an undecodable body"),
+            "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
             "405": _error("wrong method", headers=_ALLOW),
+            "408": _error("body not received within the body timeout"),
             "413": _error("body too large"),
+            "415": _error("unknown Content-Encoding (the answer lists the allowed ones)"),
             "503": _error("shutting down or overloaded", headers=_RETRY_AFTER),
         },
     }
@@ -107,6 +112,7 @@ def _get(operation_id: str, summary: str, ok: dict[str, Any], **more: Any) -> di
             "summary": summary,
             "responses": {
                 "200": _body(ok, "success"),
+                "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
                 "405": _error("wrong method", headers=_ALLOW),
                 "503": _error("overloaded", headers=_RETRY_AFTER),
             },
@@ -139,7 +145,7 @@ _SCHEMAS: dict[str, Any] = {
                 "properties": {"status": {"const": "running"}},
                 "additionalProperties": False,
             },
-            _done({"type": "object"}),
+            _done({"type": ["object", "array"]}),  # the v2 discovery kinds answer lists
             {
                 "type": "object",
                 "required": ["status", "reason"],
@@ -163,6 +169,7 @@ def openapi_document(registry: Registry, dataset: Dataset) -> dict[str, Any]:
         f"/api/{statistic.name}": {"post": _submit_operation(statistic, registry, dataset)}
         for statistic in registry.course_statistics()
     }
+    paths.update(openapi_paths(registry, dataset))
     results = _get("get_results", "A job's status, with its data or error", _ref("JobResult"))
     results["get"]["parameters"] = [
         {

@@ -14,10 +14,16 @@ request comes from, in two headers that a page cannot forge:
 Clients that are not browsers (curl, the course's checker, Python clients) send neither header
 and pass. So does a top-level navigation (a link followed from another site) to a page outside
 `/api/`: it can read nothing and change nothing, and the user asked for it.
+
+One attack passes both checks: DNS rebinding, where a page's own name is made to resolve to
+127.0.0.1, so that its requests are same-origin to the browser. On a loopback address the server
+therefore also refuses a `Host` that is not a loopback name (`localhost`, `*.localhost`, or a
+loopback IP address).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 from yarl import URL
@@ -33,6 +39,8 @@ _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 def cross_site_refusal(request: web.BaseRequest) -> str | None:
     """Why the request is refused as cross-site, or None if it is the user's own."""
+    if _rebound(request):
+        return f"cross-site request refused (Host {request.host[:100]} is not this server)"
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None and fetch_site.strip().lower() not in OWN_SITE:
         if _page_navigation(request):
@@ -65,3 +73,25 @@ def _same_origin(origin: str, request: web.BaseRequest) -> bool:
     if not claimed.absolute or claimed.path not in ("", "/") or claimed.query_string:
         return False
     return (claimed.scheme, claimed.host, claimed.port) == (own.scheme, own.host, own.port)
+
+
+def _rebound(request: web.BaseRequest) -> bool:
+    """Whether a request that came to a loopback address names another host (DNS rebinding)."""
+    transport = request.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if not isinstance(local, tuple) or not _is_loopback(str(local[0])):
+        return False
+    if "Host" not in request.headers:
+        return False  # HTTP/1.0 without Host: not a browser
+    try:
+        name = URL.build(scheme="http", authority=request.host).host or ""
+    except (ValueError, TypeError):
+        return True
+    return not (_is_loopback(name) or name == "localhost" or name.endswith(".localhost"))
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False

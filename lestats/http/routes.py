@@ -18,6 +18,7 @@ from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, parse_job_id
 from lestats.errors import InvalidQuery, ShuttingDown, UnknownJob
 from lestats.http.keys import CLOSING, ENGINE, OUTCOME
 from lestats.http.openapi import openapi_document
+from lestats.http.queries import index_rows
 from lestats.http.responses import json_response, raw_json_response
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ def index_page(registry: Registry) -> str:
         "<body><h1>Le Stats Sportif</h1><p>BRFSS statistics as asynchronous jobs. Routes:</p><ul>"
         + "".join(
             f"<li><code>{html.escape(route)}</code> — {html.escape(what)}</li>"
-            for route, what in (*statistics, *_SERVICE_ROWS)
+            for route, what in (*statistics, *index_rows(registry), *_SERVICE_ROWS)
         )
         + "</ul></body></html>"
     )

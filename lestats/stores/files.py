@@ -430,4 +430,3 @@ def _ranges(job_ids: list[int]) -> list[list[int]]:
         else:
             runs.append([job_id, job_id + 1])
     return runs
-

@@ -1,0 +1,381 @@
+"""The v2 query kinds over estimates: `estimates`, `trend`, `ranking`, `compare` (docs/queries.md).
+
+Each is a pure function of (dataset, canonical query) returning the JSON-ready `data`. They read
+the row table by bisection (a cell is a slice), never scan the file. A suppressed estimate (the
+CDC withheld it, or it has no number) is counted and listed, never used as a number; a year or
+location without a number is a gap, never a zero.
+
+When a cell holds several rows (duplicates; none in the CDC file), trend, ranking and compare
+use its first row with a number in table order (numbers ascending), else its first row.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from lestats.data.catalog import direction
+
+if TYPE_CHECKING:
+    from lestats.data.catalog import Catalog
+    from lestats.data.dataset import Dataset
+    from lestats.data.query import Query
+    from lestats.data.table import EstimateTable
+
+Result = dict[str, Any]
+
+Z_95 = 1.96
+"""|z| beyond which a two-sided difference is significant at 95 %."""
+CI_WIDTH_IN_SE = 2 * Z_95
+"""A 95 % CI is about this many standard errors wide: SE ~ (high - low) / 3.92."""
+DIFFERENCE_DECIMALS = 10
+COMPARE_METHOD = "approximate z-test from 95 % CIs, SE = (high - low) / 3.92"
+SUPPRESSED = "suppressed"
+NOT_ASKED = "not asked"
+NO_DATA = "no data"
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _size(value: float) -> int | float | None:
+    if math.isnan(value):
+        return None
+    return int(value) if value.is_integer() else value
+
+
+class _Cells:
+    """Lookups of one question's rows by stratum, year and location ids."""
+
+    __slots__ = ("catalog", "questions", "shape", "table")
+
+    def __init__(self, dataset: Dataset, question: str) -> None:
+        self.table: EstimateTable = dataset.table
+        self.catalog: Catalog = dataset.catalog
+        self.shape = self.table.shape
+        self.questions = self.catalog.question_codes[question]
+
+    def starts(self, stratum: str, year: int) -> list[int]:
+        """The key of location code 0 in each (question, stratum, period) of (stratum, year)."""
+        catalog, pack = self.catalog, self.shape.pack
+        return [
+            pack(q, s, p, 0)
+            for q in self.questions
+            for s in catalog.stratum_codes.get(stratum, ())
+            for p in catalog.period_codes.get(year, ())
+        ]
+
+    def rows(self, stratum: str, year: int, location: str) -> list[int]:
+        """Every row of the cell, in table order."""
+        cell = self.table.cell
+        codes = self.catalog.location_codes.get(location, ())
+        found = [
+            row for start in self.starts(stratum, year) for c in codes for row in cell(start + c)
+        ]
+        return sorted(found) if len(found) > 1 else found
+
+    def by_location(self, stratum: str, year: int) -> dict[int, list[int]]:
+        """The rows of (stratum, year) by location code: one slice per period."""
+        found: dict[int, list[int]] = {}
+        table = self.table
+        keys, locations = table.keys, self.shape.locations
+        for start in self.starts(stratum, year):
+            for row in table.span(start, start + locations):
+                found.setdefault(keys[row] - start, []).append(row)
+        return found
+
+    def best(self, rows: list[int]) -> int | None:
+        """The row that stands for a cell: its first with a number, else its first."""
+        suppressed = self.table.suppressed
+        for row in rows:
+            if not suppressed(row):
+                return row
+        return rows[0] if rows else None
+
+
+def estimate(dataset: Dataset, row: int) -> Result:
+    """One row as docs/queries.md shows an estimate."""
+    table = dataset.table
+    question, stratum, period, location = table.shape.unpack(table.keys[row])
+    q, s, loc = table.questions[question], table.strata[stratum], table.locations[location]
+    footnote = table.footnotes[table.footnote_codes[row]]
+    suppressed = table.suppressed(row)
+    return {
+        "question": q.id,
+        "location": loc.abbr,
+        "name": loc.name,
+        "year": table.periods[period].year,
+        "category": s.category_id or None,
+        "category_name": s.category or None,
+        "stratum": s.id or None,
+        "stratum_name": s.name or None,
+        "value": None if suppressed else table.value[row],
+        "low": None if suppressed else _number(table.low[row]),
+        "high": None if suppressed else _number(table.high[row]),
+        "sample_size": _size(table.sample_size[row]),
+        "suppressed": suppressed,
+        "footnote": footnote.text or footnote.symbol or None,
+    }
+
+
+def _row_order(item: Result) -> tuple[str, int, str, str]:
+    return (item["location"], item["year"] or 0, item["category"] or "", item["stratum"] or "")
+
+
+def estimates(dataset: Dataset, query: Query) -> Result:
+    """Every row of the question that passes the filters, sorted by location, year, stratum."""
+    catalog, table = dataset.catalog, dataset.table
+    shape = table.shape
+    question = query.question or ""
+    locations = _codes(catalog.location_codes, query.param("location"))
+    strata = _codes(catalog.stratum_codes, query.param("stratum"))
+    category = query.param("category")
+    if isinstance(category, str):
+        inside = set(catalog.category_codes.get(category, ()))
+        strata = inside if strata is None else strata & inside
+    years = query.param("year")
+    periods = (
+        None
+        if not isinstance(years, tuple)
+        else {p for year in years if isinstance(year, int) for p in catalog.period_codes[year]}
+    )
+    rows: list[Result] = []
+    for q in catalog.question_codes.get(question, ()):
+        for s in range(shape.strata) if strata is None else sorted(strata):
+            for p in range(shape.periods) if periods is None else sorted(periods):
+                start = shape.pack(q, s, p, 0)
+                rows.extend(
+                    estimate(dataset, row)
+                    for row in table.span(start, start + shape.locations)
+                    if locations is None or table.keys[row] - start in locations
+                )
+    rows.sort(key=_row_order)
+    suppressed = sum(1 for row in rows if row["suppressed"])
+    return {"count": len(rows), "suppressed": suppressed, "rows": rows}
+
+
+def _codes(by_name: dict[str, tuple[int, ...]], names: object) -> set[int] | None:
+    if not isinstance(names, tuple):
+        return None
+    return {code for name in names if isinstance(name, str) for code in by_name.get(name, ())}
+
+
+def trend(dataset: Dataset, query: Query) -> Result:
+    """One stratum of the question for each location, every year from its first to its last."""
+    question, stratum = query.question or "", str(query.param("stratum"))
+    cells = _Cells(dataset, question)
+    table = dataset.table
+    value, low, high, size = table.value, table.low, table.high, table.sample_size
+    asked = dataset.catalog.years.get(question, ())
+    years = list(range(asked[0], asked[-1] + 1)) if asked else []
+    starts = [(year, cells.starts(stratum, year)) for year in years]
+    series = []
+    for location in _strings(query.param("location")):
+        codes = dataset.catalog.location_codes[location]
+        points: list[Result] = []
+        for year, year_starts in starts:
+            rows = [row for start in year_starts for c in codes for row in table.cell(start + c)]
+            row = cells.best(sorted(rows) if len(rows) > 1 else rows)
+            if row is None:
+                gap = NOT_ASKED if year not in asked else NO_DATA
+                points.append({"year": year, "value": None, "gap": gap})
+            elif table.suppressed(row):
+                points.append({"year": year, "value": None, "gap": SUPPRESSED})
+            else:
+                points.append(
+                    {
+                        "year": year,
+                        "value": value[row],
+                        "low": _number(low[row]),
+                        "high": _number(high[row]),
+                        "sample_size": _size(size[row]),
+                    }
+                )
+        name = dataset.catalog.locations[location].name
+        series.append({"location": location, "name": name, "points": points})
+    return {"years": years, "stratum": stratum, "series": series}
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, tuple):
+        return tuple(item for item in value if isinstance(item, str))
+    return (value,) if isinstance(value, str) else ()
+
+
+def ranking(dataset: Dataset, query: Query) -> Result:
+    """Every state and territory with a number, best first, ties sharing a rank."""
+    question, stratum = query.question or "", str(query.param("stratum"))
+    year = query.param("year")
+    catalog, table = dataset.catalog, dataset.table
+    cells = _Cells(dataset, question)
+    found = cells.by_location(stratum, year) if isinstance(year, int) else {}
+    value, suppressed = table.value, table.suppressed
+    way = direction(catalog.questions[question]) if question in catalog.questions else None
+    sign = 1.0 if way == "min" else -1.0
+    reference = None
+    numbered: list[tuple[float, str, str, int]] = []
+    no_data: list[Result] = []
+    for abbr, name, kind, codes in catalog.places:
+        rows = [row for code in codes for row in found.get(code, ())]
+        row = cells.best(sorted(rows) if len(codes) > 1 else rows)
+        if row is None or suppressed(row):
+            if kind != "national":
+                reason = NO_DATA if row is None else SUPPRESSED
+                no_data.append({"location": abbr, "name": name, "reason": reason})
+        elif kind != "national":
+            numbered.append((sign * value[row], abbr, name, row))
+        elif reference is None:
+            reference = _located(table, abbr, name, row)
+    numbered.sort()
+    return {
+        "year": year,
+        "stratum": stratum,
+        "direction": way,
+        "reference": reference,
+        "rows": _ranked(table, numbered),
+        "no_data": no_data,
+    }
+
+
+def _located(table: EstimateTable, abbr: str, name: str, row: int) -> Result:
+    return {
+        "location": abbr,
+        "name": name,
+        "value": table.value[row],
+        "low": _number(table.low[row]),
+        "high": _number(table.high[row]),
+        "sample_size": _size(table.sample_size[row]),
+    }
+
+
+def _ranked(table: EstimateTable, numbered: list[tuple[float, str, str, int]]) -> list[Result]:
+    """Competition ranks (1, 2, 2, 4) and whether each CI overlaps its neighbours'.
+
+    The overlap is null when either has no interval, false at the ends.
+    """
+    value, low, high, size = table.value, table.low, table.high, table.sample_size
+    result: list[Result] = []
+    previous: Result | None = None
+    for position, (_, abbr, name, row) in enumerate(numbered, start=1):
+        lo, hi = _number(low[row]), _number(high[row])
+        overlaps: bool | None
+        if previous is None:
+            rank, overlaps = position, False
+        else:
+            rank = previous["rank"] if previous["value"] == value[row] else position
+            overlaps = _overlap(previous["low"], previous["high"], lo, hi)
+            previous["overlaps_next"] = overlaps
+        previous = {
+            "rank": rank,
+            "location": abbr,
+            "name": name,
+            "value": value[row],
+            "low": lo,
+            "high": hi,
+            "sample_size": _size(size[row]),
+            "overlaps_previous": overlaps,
+            "overlaps_next": False,
+        }
+        result.append(previous)
+    return result
+
+
+def _overlap(
+    low_a: float | None, high_a: float | None, low_b: float | None, high_b: float | None
+) -> bool | None:
+    """Whether two 95 % CIs touch; None when either has no interval."""
+    if low_a is None or high_a is None or low_b is None or high_b is None:
+        return None
+    return max(low_a, low_b) <= min(high_a, high_b)
+
+
+def compare(dataset: Dataset, query: Query) -> Result:
+    """Two estimates that differ in one of location, year, stratum; b - a and a z-test."""
+    question = query.question or ""
+    cells = _Cells(dataset, question)
+    sides = _sides(query)
+    found = []
+    for location, year, stratum in sides:
+        row = cells.best(cells.rows(stratum, year, location))
+        found.append(row)
+    a, b = (
+        estimate(dataset, row)
+        if row is not None
+        else _missing(dataset, question, location, year, stratum)
+        for row, (location, year, stratum) in zip(found, sides, strict=True)
+    )
+    result: Result = {"a": a, "b": b}
+    result.update(_test(a, b))
+    result["method"] = COMPARE_METHOD
+    return result
+
+
+def _sides(query: Query) -> list[tuple[str, int, str]]:
+    values = {name: query.param(name) for name in ("location", "year", "stratum")}
+    sides = []
+    for index in (0, 1):
+        picked = [v[index] if isinstance(v, tuple) else v for v in values.values()]
+        location, year, stratum = picked
+        sides.append((str(location), year if isinstance(year, int) else 0, str(stratum)))
+    return sides
+
+
+def _missing(dataset: Dataset, question: str, location: str, year: int, stratum: str) -> Result:
+    """The side of a comparison that has no row at all."""
+    catalog = dataset.catalog
+    found = catalog.strata.get(stratum)
+    return {
+        "question": question,
+        "location": location,
+        "name": catalog.locations[location].name if location in catalog.locations else None,
+        "year": year,
+        "category": found.category_id if found else None,
+        "category_name": found.category if found else None,
+        "stratum": stratum,
+        "stratum_name": found.name if found else None,
+        "value": None,
+        "low": None,
+        "high": None,
+        "sample_size": None,
+        "suppressed": False,
+        "footnote": None,
+    }
+
+
+def _why_missing(side: str, item: Result) -> str | None:
+    what = f"{side} ({item['location']} {item['year']} {item['stratum']})"
+    if item["suppressed"]:
+        return f"{what} is suppressed by the CDC"
+    if item["value"] is None:
+        return f"{what} has no data"
+    if item["low"] is None or item["high"] is None:
+        return f"{what} has no confidence interval"
+    return None
+
+
+def _rounded(difference: float) -> float:
+    """The difference without float noise (37.8 - 29.6 is 8.199999999999996): 10 decimals."""
+    return round(difference, DIFFERENCE_DECIMALS)
+
+
+def _test(a: Result, b: Result) -> Result:
+    """The approximate z-test of docs/queries.md, or nulls and the reason it cannot be done."""
+    reasons = [r for r in (_why_missing("a", a), _why_missing("b", b)) if r is not None]
+    nothing: Result = {"difference": None, "z": None, "p_value": None, "significant": None}
+    if reasons:
+        difference = None if None in (a["value"], b["value"]) else _rounded(b["value"] - a["value"])
+        return {**nothing, "difference": difference, "reason": "; ".join(reasons)}
+    difference = b["value"] - a["value"]
+    se_a = (a["high"] - a["low"]) / CI_WIDTH_IN_SE
+    se_b = (b["high"] - b["low"]) / CI_WIDTH_IN_SE
+    se = math.hypot(se_a, se_b)
+    if se == 0:
+        return {**nothing, "difference": _rounded(difference), "reason": "no interval has a width"}
+    z = difference / se
+    return {
+        "difference": _rounded(difference),
+        "z": z,
+        "p_value": math.erfc(abs(z) / math.sqrt(2)),
+        "significant": abs(z) > Z_95,
+    }
