@@ -3,10 +3,11 @@
 The supported public surface (stable API: changed only with a deprecation period) is what this
 module exports and these modules:
 
-- `lestats`: `Engine` (the embedding facade), the data (`load_dataset`, `load_demo_dataset`,
-  `Dataset`, `Record`), `create_app` (the aiohttp application), the registry's main names
-  (`Query`, `Registry`, `Statistic`, `Parameter`, `default_registry`), job ids and outcomes
-  (`JobStatus`, `JobOutcome`, `format_job_id`, `parse_job_id`) and the error types.
+- `lestats`: `Engine` (the embedding facade), `Job` (a handle on a job), the data
+  (`load_dataset`, `load_demo_dataset`, `Dataset`, `Record`), `create_app` (the aiohttp
+  application), the registry's main names (`Query`, `Registry`, `Statistic`, `Parameter`,
+  `default_registry`), job ids and outcomes (`JobStatus`, `JobOutcome`, `format_job_id`,
+  `parse_job_id`) and the error types.
 - `lestats.messages`: the actors' messages, for message-level tests and embedders.
 - `lestats.actors`: the actor classes (Dispatcher, Worker, ResultStore, JournalCommitter).
 - `lestats.registry`: the statistics registry in full.
@@ -20,6 +21,7 @@ import logging
 
 from lestats import messages
 from lestats.actors.engine import Engine
+from lestats.actors.handles import Job
 from lestats.actors.jobs import JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.data.dataset import Dataset, Record
 from lestats.data.loader import load_dataset, load_demo_dataset
@@ -48,6 +50,7 @@ __all__ = [
     "DatasetError",
     "Engine",
     "InvalidQuery",
+    "Job",
     "JobFailed",
     "JobOutcome",
     "JobStatus",

@@ -445,7 +445,7 @@ def serve_engine(
     """Serve one engine (the whole server, or one pre-forked process of it) until a signal.
 
     `load_seconds`, the time the data took to load, is reported by the metrics; `make_store`
-    (see `main`) replaces the store of `--store`.
+    makes the job store from `--results-dir` instead of the default (benchmarks wrap one).
     """
     try:
         registry = statistics(args.statistic)
@@ -485,9 +485,9 @@ def serve_engine(
                 announce=announce,
             )
         )
-    except StorageError as exc:
+    except StorageError as exc:  # the store is unusable, in use, away, or serves other data
         log.error("cannot open the job store: %s", exc.problem)  # noqa: TRY400
-        sys.stderr.write(f"error: cannot open the job store: {exc.problem}\n")
+        sys.stderr.write(f"error: {exc.problem}\n")
         return 2
     return 0
 
@@ -496,7 +496,12 @@ def job_store(args: argparse.Namespace, dataset: Dataset) -> JobStore | None:
     """The store of `--store`, or None for the engine's default (files in --results-dir)."""
     if args.store is None:
         return None
-    return RedisStore(args.store, claim_idle=args.claim_idle, fingerprint=dataset.fingerprint)
+    return RedisStore(
+        args.store,
+        claim_idle=args.claim_idle,
+        retention=retention(args),
+        fingerprint=dataset.fingerprint,
+    )
 
 
 def serve_processes(args: argparse.Namespace) -> int:

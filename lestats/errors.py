@@ -91,3 +91,15 @@ class JobFailed(LeStatsError):  # noqa: N818
         super().__init__(f"{job_id}: {reason}")
         self.job_id = job_id
         self.reason = reason
+
+
+class PartlyAccepted(LeStatsError):  # noqa: N818
+    """`submit_many` had some jobs accepted, then one refused (`error`, e.g. `Overloaded`).
+
+    The accepted jobs run as any other: `accepted` holds their ids, in submission order.
+    """
+
+    def __init__(self, accepted: tuple[str, ...], error: LeStatsError) -> None:
+        super().__init__(f"{len(accepted)} jobs accepted, then: {error}")
+        self.accepted = accepted
+        self.error = error

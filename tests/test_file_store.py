@@ -312,6 +312,7 @@ class SyncSpy:
 @pytest.fixture
 def sync_spy(monkeypatch):
     spy = SyncSpy()
+
     def sync(files, job_ids) -> None:
         spy(files, job_ids)
 

@@ -298,7 +298,7 @@ async def test_a_course_statistic_gets_its_route_openapi_entry_and_index_line(se
         http_dataset.states
     )
 
-    page = await (await client.get("/")).text()
+    page = await (await client.get("/api")).text()  # the route list (/ is the web page)
     assert "POST /api/state_count" in page
     assert "how many states have rows" in page
     assert "top_states" not in page

@@ -7,7 +7,9 @@ behaviour. Every blocking method has an `async` twin that never blocks the event
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import logging
 import os
 import threading
 from pathlib import Path
@@ -17,15 +19,24 @@ import pykka
 
 from lestats import jsonio
 from lestats import messages as m
+from lestats.actors import handles, lifetime
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.claims import JobClaims
 from lestats.actors.dispatcher import Dispatcher
+from lestats.actors.handles import Job
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.actors.result_store import ResultStore
+from lestats.actors.slots import RequestSlots
 from lestats.actors.worker import MEMO_BYTES, Worker
 from lestats.data.query import Query
 from lestats.data.statistics import default_registry
-from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown
+from lestats.errors import (
+    InvalidQuery,
+    JobFailed,
+    LeStatsError,
+    PartlyAccepted,
+    ShuttingDown,
+)
 from lestats.metrics_stats import JobStats
 from lestats.results import (
     CategoryMeans,
@@ -38,7 +49,7 @@ from lestats.stores.base import NO_RETENTION_LIMIT, Retention
 from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
     from concurrent.futures import Future
     from types import TracebackType
 
@@ -51,6 +62,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
@@ -98,8 +110,15 @@ class Engine:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         registry: Registry | None = None,
         runner: Callable[[Dataset, Query], object] | None = None,
+        shutdown_timeout: float | None = None,
+        slot_wait: float = 0.0,
     ) -> None:
         """Configure; nothing runs until `start`.
+
+        `shutdown_timeout` bounds the shutdown that leaving `with` (or `async with`) and the
+        interpreter's exit do. `slot_wait`: seconds a request may wait for a free place when
+        `max_requests` are taken, instead of being refused with `Overloaded` at once (the
+        server keeps 0: an HTTP client gets 503 and `Retry-After`).
 
         `cache_bytes` bounds the results the file store keeps in memory (the rest is read from
         disk; the event loop's copy of finished jobs takes a quarter of that again).
@@ -108,6 +127,8 @@ class Engine:
         computing a job (tests inject slow or failing ones); its answers are never memoized.
         """
         self.dataset = dataset
+        self.shutdown_timeout = shutdown_timeout
+        self.slot_wait = slot_wait
         self.registry = registry if registry is not None else default_registry()
         self.workers = workers if workers is not None else default_workers()
         self.results_dir = Path(results_dir)
@@ -118,10 +139,10 @@ class Engine:
         self.max_pending = max_pending
         self._cache_bytes = cache_bytes
         self._runner = runner
-        self._requests = _RequestSlots(
+        self._requests = RequestSlots(
             max_requests, "too many requests waiting on the engine; retry later"
         )
-        self._waiters = _RequestSlots(
+        self._waiters = RequestSlots(
             max_waiters,
             f"too many long-polls waiting at once (the waiter bound, {max_waiters}); "
             "retry later, or poll without 'wait'",
@@ -173,11 +194,16 @@ class Engine:
             raise
         self._store, self._dispatcher = store, dispatcher
         self._loop_side = None  # made before start, it was never subscribed
+        lifetime.started(self)
         recovered = self._call(store, m.TakeRecovered())
         if recovered:
             dispatcher.tell(m.Requeue(recovered))
         self._ticker = _TakeOverTicker(store, dispatcher)
         return self
+
+    async def start_async(self) -> Self:
+        """`start` without blocking the event loop (opening the store reads its journal)."""
+        return await asyncio.to_thread(self.start)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -188,7 +214,35 @@ class Engine:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.shutdown()
+        """Drain and stop; after an exception, stop without draining, within `shutdown_timeout`.
+
+        Without draining, the jobs still queued stay journaled and run at the next start.
+        """
+        if exc_type is None:
+            self.shutdown(self.shutdown_timeout)
+            return
+        try:
+            self.shutdown(self.shutdown_timeout, drain=False)
+        except TimeoutError:
+            log.warning("engine still stopping after %s s; it stops at exit", self.shutdown_timeout)
+
+    async def __aenter__(self) -> Self:
+        return await self.start_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """`__exit__` without blocking the event loop."""
+        if exc_type is None:
+            await self.shutdown_async(self.shutdown_timeout)
+            return
+        try:
+            await self.shutdown_async(self.shutdown_timeout, drain=False)
+        except TimeoutError:
+            log.warning("engine still stopping after %s s; it stops at exit", self.shutdown_timeout)
 
     @property
     def started(self) -> bool:
@@ -246,6 +300,7 @@ class Engine:
             self._store = None
             if self._ticker is not None:
                 self._ticker.join()
+            lifetime.stopped(self)
 
     async def shutdown_async(self, timeout: float | None = None, *, drain: bool = True) -> None:
         """`shutdown` without blocking the event loop."""
@@ -348,6 +403,75 @@ class Engine:
         """`submit` without blocking the event loop."""
         message = self._submission(kind, question, state, params)
         return JobId(format_job_id(await self._call_async(self._dispatcher, message)))
+
+    def submit_many(self, queries: Iterable[Query]) -> list[JobId[object]]:
+        """Accept many jobs at once (queries made by `query`); their ids, in the same order.
+
+        Every query is checked before any is sent (an `InvalidQuery` accepts nothing). The
+        submissions are pipelined, at most `max_requests` in flight: when none is free, this
+        waits for its own earlier ones, so a long list is never refused for want of a place.
+
+        Raises:
+            InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
+            PartlyAccepted: some jobs were accepted (`accepted`), then one was refused.
+        """
+        messages = [self._submission(query, None, None, {}) for query in queries]
+        in_flight: collections.deque[m.SubmitJob] = collections.deque()
+        numbers: list[int | LeStatsError] = []
+
+        def settle_oldest() -> None:
+            message = in_flight.popleft()
+            try:
+                numbers.append(message.reply.result())
+            except LeStatsError as error:
+                numbers.append(error)
+            finally:
+                self._requests.give_back()
+
+        try:
+            for message in messages:
+                while not self._requests.try_take():
+                    if not in_flight:
+                        self._requests.take(self.slot_wait)
+                        break
+                    settle_oldest()
+                try:
+                    self._tell(self._dispatcher, message)
+                except BaseException:
+                    self._requests.give_back()
+                    raise
+                in_flight.append(message)
+        except LeStatsError as refusal:
+            while in_flight:
+                settle_oldest()
+            numbers.append(refusal)
+        finally:
+            while in_flight:
+                settle_oldest()
+        return _ids_or_refusal(numbers)
+
+    async def submit_many_async(self, queries: Iterable[Query]) -> list[JobId[object]]:
+        """`submit_many` without blocking the event loop."""
+        messages = [self._submission(query, None, None, {}) for query in queries]
+        side = self._side()
+
+        async def submit(message: m.SubmitJob) -> int:
+            if not self._requests.try_take():
+                await self._requests.take_async(None)  # freed by the submissions before it
+            try:
+                self._tell(self._dispatcher, message)
+                return await side.inbox.awaitable(message.reply)
+            finally:
+                self._requests.give_back()
+
+        answers = await asyncio.gather(*map(submit, messages), return_exceptions=True)
+        numbers: list[int | LeStatsError] = []
+        for answer in answers:
+            if isinstance(answer, int | LeStatsError):
+                numbers.append(answer)
+            else:
+                raise answer
+        return _ids_or_refusal(numbers)
 
     def _submission(
         self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
@@ -507,6 +631,56 @@ class Engine:
             self._side().finished.forgotten(number)
         return forgotten
 
+    # --- handles and streams of finished jobs ---------------------------------------------------
+
+    @overload
+    def job(self, job_id: JobId[R]) -> Job[R]: ...
+    @overload
+    def job(self, job_id: str | int) -> Job[object]: ...
+    def job(self, job_id: str | int) -> Job[Any]:
+        """A handle on an accepted job: `job.result()`, `await job`, `job.cancel()`, ...
+
+        Raises:
+            UnknownJob: not a job id (whether it was issued is checked when the handle is used).
+        """
+        return Job(self, JobId(format_job_id(parse_job_id(job_id))))
+
+    def as_completed(
+        self, job_ids: Iterable[str | int], timeout: float | None = None
+    ) -> Iterator[tuple[JobId[object], JobOutcome]]:
+        """`(job_id, outcome)` of each of `job_ids`, once each, as they finish.
+
+        Those finished already come first (in id order), then each as the store reports it.
+
+        Raises:
+            TimeoutError: some were still running `timeout` seconds after the call.
+            UnknownJob: one of them was never issued.
+        """
+        return handles.as_completed(self, self._require(self._store), job_ids, timeout)
+
+    def as_completed_async(
+        self, job_ids: Iterable[str | int], timeout: float | None = None
+    ) -> AsyncIterator[tuple[JobId[object], JobOutcome]]:
+        """`as_completed` as an async iterator (`async for job_id, outcome in ...`)."""
+        return handles.as_completed_async(self, self._require(self._store), job_ids, timeout)
+
+    def finished(self) -> AsyncIterator[tuple[JobId[object], JobOutcome]]:
+        """Every job that finishes from now on, as an async iterator, until you stop iterating.
+
+        Raises:
+            Overloaded: the consumer fell too far behind (`handles.FINISHED_BACKLOG` jobs).
+        """
+        return handles.finished_stream(self._require(self._store))
+
+    def on_finished(
+        self, callback: Callable[[JobId[object], JobOutcome], None]
+    ) -> handles.Subscription:
+        """Call `callback(job_id, outcome)` for each job that finishes, until `.close()`.
+
+        It runs in the ResultStore's thread: it must be quick and must not block.
+        """
+        return handles.Subscription(self._require(self._store), callback)
+
     def num_jobs(self) -> int:
         """How many accepted jobs are unfinished (queued or running)."""
         return self._call(self._store, m.CountPending())
@@ -518,15 +692,22 @@ class Engine:
     # --- plumbing --------------------------------------------------------------------------------
 
     def _call(self, ref: pykka.ActorRef[Any] | None, message: m.Request[T]) -> T:
-        with self._requests:
+        self._requests.take(self.slot_wait)
+        try:
             self._tell(ref, message)
             return message.reply.result()
+        finally:
+            self._requests.give_back()
 
     async def _call_async(self, ref: pykka.ActorRef[Any] | None, message: m.Request[T]) -> T:
         side = self._side()
-        with self._requests:
+        if not self._requests.try_take():
+            await self._requests.take_async(self.slot_wait)
+        try:
             self._tell(ref, message)
             return await side.inbox.awaitable(message.reply)
+        finally:
+            self._requests.give_back()
 
     def _side(self) -> _LoopSide:
         """The running loop's side of this engine, made (and subscribed) on its first use.
@@ -623,35 +804,15 @@ class _TakeOverTicker:
                     self._dispatcher.tell(m.Requeue(taken))
 
 
-class _RequestSlots:
-    """The bounded places for requests waiting on the actors (`with slots:` takes one).
-
-    Refuses with `Overloaded(refusal)` when none is left.
-
-    A counter under a plain lock: `threading.BoundedSemaphore` does the same through a
-    `Condition`, several times slower, on every request.
-    """
-
-    def __init__(self, limit: int, refusal: str) -> None:
-        self._limit = limit
-        self._refusal = refusal
-        self._taken = 0
-        self._lock = threading.Lock()
-
-    @property
-    def taken(self) -> int:
-        """How many places are taken now."""
-        return self._taken
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._taken >= self._limit:
-                raise Overloaded(self._refusal)
-            self._taken += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            self._taken -= 1
+def _ids_or_refusal(numbers: list[int | LeStatsError]) -> list[JobId[object]]:
+    """The ids of a `submit_many`, or its first refusal (`PartlyAccepted` if some got in)."""
+    accepted = [JobId[object](format_job_id(n)) for n in numbers if isinstance(n, int)]
+    refusals = [n for n in numbers if isinstance(n, LeStatsError)]
+    if not refusals:
+        return accepted
+    if accepted:
+        raise PartlyAccepted(tuple(accepted), refusals[0])
+    raise refusals[0]
 
 
 def _data(job_id: str, outcome: JobOutcome) -> object:

@@ -92,7 +92,13 @@ def _settle(future: pykka.Future[Any], reply: concurrent.futures.Future[Any]) ->
 
 
 class RequestActor(pykka.ThreadingActor):
-    """The base of the engine's actors: their refs are `RequestRef`s (see the module)."""
+    """The base of the engine's actors: their refs are `RequestRef`s (see the module).
+
+    Their threads are daemon threads: an engine nobody shut down must not keep the interpreter
+    alive (`lifetime` stops it at exit).
+    """
+
+    use_daemon_thread = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -34,7 +34,12 @@ class Terminated:
 
 
 class _ProbeActor(pykka.ThreadingActor):
-    """Queues every message for the test; runs the autopilot first, if there is one."""
+    """Queues every message for the test; runs the autopilot first, if there is one.
+
+    On a daemon thread: a probe a test forgot to stop must not keep the test process alive.
+    """
+
+    use_daemon_thread = True
 
     def __init__(self, received: queue.Queue[Any], autopilot: Callable[[Any], None] | None) -> None:
         super().__init__()
