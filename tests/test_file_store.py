@@ -8,10 +8,12 @@ run.py's exit status) are in test_file_store_processes.py.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import threading
+from pathlib import Path
 
 import pytest
 from store_faults import FaultyWrite
@@ -392,20 +394,66 @@ def test_ids_below_a_stray_file_are_never_issued(results_dir, opened):
     assert store.accept(Q1) == 3
 
 
-def test_a_few_files_are_fsynced_one_by_one_many_with_one_syncfs(results_dir, monkeypatch):
+class FsyncRecorder:
+    """Stands in for `os.fsync`: notes the path and thread of each call, then really syncs.
+
+    The first `together` calls wait for each other (with a deadline), which only calls in
+    flight at once can do; a path in `failing` fails with EIO.
+    """
+
+    def __init__(self, together: int = 1, failing: str = "") -> None:
+        self.calls: list[tuple[str, str]] = []
+        self._real = os.fsync
+        self._lock = threading.Lock()
+        self._barrier = threading.Barrier(together, timeout=10)
+        self._to_wait = together
+        self._failing = failing
+
+    def __call__(self, fd: int) -> None:
+        path = str(Path(f"/proc/self/fd/{fd}").readlink())
+        with self._lock:
+            self.calls.append((path, threading.current_thread().name))
+            waits, self._to_wait = self._to_wait > 0, self._to_wait - 1
+        if waits:
+            self._barrier.wait()
+        if path == self._failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        self._real(fd)
+
+
+def test_only_our_files_and_their_directory_are_synced_files_concurrently(results_dir, monkeypatch):
     from lestats.stores import result_files as module  # noqa: PLC0415
 
-    calls = []
-    real_fsync, real_syncfs = os.fsync, module._syncfs
-    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync") or real_fsync(fd))
-    monkeypatch.setattr(module, "_syncfs", lambda fd: calls.append("syncfs") or real_syncfs(fd))
-    monkeypatch.setattr(module, "FSYNC_AT_MOST", 3)
+    recorder = FsyncRecorder(together=2)
+    monkeypatch.setattr(os, "fsync", recorder)
+    monkeypatch.setattr(os, "sync", lambda: pytest.fail("os.sync syncs every file system"))
     results_dir.mkdir()
     files = ResultFiles(results_dir, 0)
-    for job_id in range(1, 6):
+    for job_id in range(1, 102):
         files.save(job_id, b"[0]")
-    files.sync([1, 2, 3])
-    assert calls == ["fsync"] * 4  # three files and the directory
-    calls.clear()
-    files.sync([1, 2, 3, 4, 5])
-    assert calls == ["syncfs"]  # one call for this file system, none for the others
+    (results_dir / "not_ours.txt").write_bytes(b"another program's data")
+    files.remove(7)  # forgotten meanwhile: nothing to sync
+    files.sync(range(1, 101))
+    ours = {files.name(job_id) for job_id in range(1, 101)} - {files.name(7)}
+    synced = [path for path, _ in recorder.calls]
+    assert sorted(synced[:-1]) == sorted(ours)  # each once; not 101, not the stranger
+    assert synced[-1] == str(results_dir)  # the names, once every file is on disk
+    assert {thread for _, thread in recorder.calls[:-1]} <= {
+        f"ResultSync_{i}" for i in range(module.SYNC_THREADS)
+    }
+    recorder.calls.clear()
+    files.sync([3])
+    assert recorder.calls == [(files.name(3), "MainThread"), (str(results_dir), "MainThread")]
+
+
+@pytest.mark.parametrize("count", [1, 40])
+def test_a_file_that_cannot_be_synced_fails_the_sync(results_dir, monkeypatch, count):
+    results_dir.mkdir()
+    files = ResultFiles(results_dir, 0)
+    for job_id in range(1, count + 1):
+        files.save(job_id, b"[0]")
+    recorder = FsyncRecorder(failing=files.name(1))
+    monkeypatch.setattr(os, "fsync", recorder)
+    with pytest.raises(OSError, match="Input/output error"):
+        files.sync(range(1, count + 1))
+    assert str(results_dir) not in [path for path, _ in recorder.calls]  # not claimed done

@@ -9,10 +9,10 @@ and rewrites the journal (compaction) so that it holds only what a restart needs
 
 Compaction also runs every 10,000 lines or so. Done jobs leave the journal then, so their
 result files must be on disk first: a thread of the store's own syncs the files written since
-the last compaction (a few with an `fsync` each, many with one `syncfs` of their file system;
-never on the owner's thread, never `os.sync`), and the journal is rewritten once it is done;
-jobs finished after that sync began stay unfinished in the new journal (a restart finds their
-files, or runs them again).
+the last compaction (an `fsync` each, concurrently, then their directory's: those files only,
+never `syncfs` or `os.sync`, never on the owner's thread), and the journal is rewritten once it
+is done; jobs finished after that sync began stay unfinished in the new journal (a restart finds
+their files, or runs them again).
 """
 
 from __future__ import annotations
