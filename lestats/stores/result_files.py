@@ -152,13 +152,14 @@ class ResultFiles:
 
         One `fsync` per file, issued from up to `SYNC_THREADS` threads at once: ext4's journal
         commits concurrent fsyncs together, so a compaction's files cost a few commits, not one
-        each. `python -m bench.bench_sync` on this machine's ext4 disk, 10,000 files: `fsync`s
-        one after the other 6.8 s; from 32 threads 0.16-0.3 s, 40-50 us of CPU per file (the
-        writeback that a `syncfs` leaves to kernel threads); `syncfs` 70 ms alone, but with
-        256 MB of another program's dirty data on the file system it waits for that too and
-        stalls that file system's other fsyncs (the journal's among them) for 60 ms, against
-        11 ms for ours. Never `os.sync` or `syncfs`: another program's writes are not ours to
-        wait for. The store calls this in a thread of its own, never its owner's. A file gone
+        each. `python -m bench.bench_sync`, this machine's ext4 disk, 10,000 files, three runs:
+        `fsync`s one after the other 1.6-6.8 s; from 32 threads 0.16-0.37 s and 20-50 us of CPU
+        per file (writeback that `syncfs` leaves to kernel threads); `syncfs` 70-150 ms, 2-4
+        times faster, but it also waits for every other program's dirty data: with 256 MB of it
+        on the file system, `syncfs` held a concurrent append + `fdatasync` loop (the journal's)
+        up to 18-61 ms, our fsyncs 4-11 ms. Never `os.sync` or `syncfs`: others' writes are not
+        ours to wait for, and the owner never waits for this sync, so its wall time matters less.
+        The store calls this in a thread of its own, never its owner's. A file gone
         meanwhile (forgotten) needs nothing.
 
         Raises:
