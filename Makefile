@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-all lint types clean
+.PHONY: install run test bench bench-all lint types clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ types: install
 	$(PY) tests/readme_examples.py .readme-examples
 	cd .readme-examples && ../$(VENV)/bin/mypy --strict --no-incremental .
 
-test: lint types
+# The Redis store's tests run a real redis-server (Debian's; Redis >= 7).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+
+test: lint types redis-server
 	$(PY) -m pytest -q
 
 bench: install

@@ -19,13 +19,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from lestats import metrics
 from lestats.actors.engine import DEFAULT_MAX_PENDING, DEFAULT_MAX_WAITERS, Engine, default_workers
-from lestats.data.kinds import register_queries
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.registry import ENTRY_POINT_GROUP
 from lestats.data.statistics import default_registry
@@ -42,19 +43,26 @@ from lestats.http.connections import (
     default_max_connections,
 )
 from lestats.http.keys import ENGINE
-from lestats.logs import start_file_logging
+from lestats.logs import LOG_FORMATS, start_file_logging
+from lestats.prefork import NOT_SHARED, ChildSetup, Supervisor
+from lestats.progress import reading
 from lestats.stores.base import Retention
+from lestats.stores.redis import DEFAULT_CLAIM_IDLE, RedisStore
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable, Iterator, Sequence
     from types import FrameType
 
     from lestats.data.dataset import Dataset
     from lestats.data.query import Query
     from lestats.data.registry import Registry
+    from lestats.stores.base import JobStore
 
 log = logging.getLogger("lestats")
 
+STORE_SCHEMES = ("redis:", "rediss:", "unix:")
+"""The `--store` URLs understood: Redis over TCP, over TLS, over a Unix socket."""
 SHUTDOWN_TIMEOUT = 60.0
 """Seconds that in-flight HTTP requests get to finish at shutdown (jobs always drain)."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -85,6 +93,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--results-dir", default="results", help="where results and the journal live"
     )
     parser.add_argument("--log-file", default="webserver.log", help="rotating server log")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="the log's lines: text for people, json for one JSON object per line",
+    )
     parser.add_argument(
         "--max-pending",
         type=_positive,
@@ -151,6 +165,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_BODY_TIMEOUT,
         help="seconds for a request's body to arrive after its headers (then 408)",
     )
+    add_cluster_options(parser)
     return parser.parse_args(argv)
 
 
@@ -169,6 +184,37 @@ def retention(args: argparse.Namespace) -> Retention:
     return Retention(keep_last=args.keep_last, max_age=args.keep_for)
 
 
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """The options of several processes serving one job space (README: "Running several...")."""
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        type=_store_url,
+        help="a job store shared by several processes, redis://HOST:PORT/DB "
+        "(default: files in --results-dir, one process)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        help="server processes on this one port, each with its own actors (needs --store)",
+    )
+    parser.add_argument(
+        "--claim-idle",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_CLAIM_IDLE,
+        help="with --store: a process silent this long has its unfinished jobs run elsewhere",
+    )
+
+
+def _store_url(text: str) -> str:
+    if not text.startswith(STORE_SCHEMES):
+        schemes = ", ".join(f"{scheme}//" for scheme in STORE_SCHEMES)
+        raise argparse.ArgumentTypeError(f"unknown store {text!r} (allowed: {schemes})")
+    return text
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -183,7 +229,6 @@ def statistics(targets: Sequence[str]) -> Registry:
         ValueError: a plug-in cannot be loaded or clashes with a registered name.
     """
     registry = default_registry()
-    register_queries(registry)
     registry.load_entry_points()
     for target in targets:
         registry.load_named(target)
@@ -192,10 +237,11 @@ def statistics(targets: Sequence[str]) -> Registry:
 
 
 def load(path: str | None) -> Dataset:
-    """The dataset at `path`, or the demo dataset generated in memory."""
+    """The dataset at `path` (with a progress bar on a terminal), or the demo dataset."""
     if path is None:
         return load_demo_dataset()
-    return load_dataset(path)
+    with reading(path, "loading"):
+        return load_dataset(path)
 
 
 async def serve(
@@ -205,11 +251,15 @@ async def serve(
     *,
     limits: ConnectionLimits | None = None,
     signals: StopSignals | None = None,
+    sock: socket.socket | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until a stop signal, then drain: reads answer, POSTs get 503, every job finishes.
 
     Only then does the listener close (in-flight requests get `SHUTDOWN_TIMEOUT` seconds, and
     long-polls are answered at once). `signals` holds the signals received before serving began.
+    On `sock` if given (a pre-forked process's listening socket), else on `host:port`; once
+    listening, `announce(urls)` if given, else the banner on stdout.
     """
     runner = GuardedAppRunner(
         app, limits or ConnectionLimits(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
@@ -217,7 +267,7 @@ async def serve(
     await runner.setup()
     try:
         with startup_objects_frozen():  # before listening: no request waits on the collection
-            site = web.TCPSite(runner, host, port)
+            site = web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
             await site.start()
             stop = asyncio.Event()
             received: list[int] = list(signals.received) if signals else []
@@ -238,8 +288,11 @@ async def serve(
             if received:
                 stop.set()
             urls = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
-            sys.stdout.write(f"Le Stats Sportif serving on {urls} (Ctrl+C drains and stops)\n")
-            sys.stdout.flush()
+            if announce is not None:
+                announce(urls)
+            else:
+                sys.stdout.write(f"Le Stats Sportif serving on {urls} (Ctrl+C drains and stops)\n")
+                sys.stdout.flush()
             log.info("serving on %s", urls)
             await stop.wait()
             engine = app[ENGINE]
@@ -323,19 +376,23 @@ def main(
     *,
     runner: Callable[[Dataset, Query], object] | None = None,
 ) -> int:
-    """Run the server; 0 after a clean drain, 2 when the data or a statistic cannot be loaded.
+    """Run the server; 0 after a clean drain, 2 when the data, a statistic or the store fails.
 
     `runner`, if given, computes each job instead of the registry's statistics (tests give a
     gated one to hold jobs in a real process).
     """
     args = parse_args(argv)
-    log_writer = start_file_logging(args.log_file)
+    if args.processes > 1:
+        return serve_processes(args)
+    log_writer = start_file_logging(args.log_file, log_format=args.log_format)
     signals = StopSignals()
     signals.install()
     try:
         try:
             log.info("loading the data: %s", args.data or "the built-in demo dataset")
+            began = time.perf_counter()
             dataset = load_interruptibly(args.data)
+            load_seconds = time.perf_counter() - began
         except DatasetError as exc:
             log.error("cannot load the data: %s", exc)  # noqa: TRY400 - the message says it all
             sys.stderr.write(f"error: cannot load the data: {exc}\n")
@@ -343,37 +400,11 @@ def main(
         except Interrupted as exc:
             _stop_during_load(exc, log_writer.stop)
         signals.raising = False
-        try:
-            registry = statistics(args.statistic)
-        except (ValueError, TypeError) as exc:
-            log.error("cannot load a statistic: %s", exc)  # noqa: TRY400 - the message says it all
-            sys.stderr.write(f"error: cannot load a statistic: {exc}\n")
-            return 2
-        engine = Engine(
-            dataset,
-            workers=args.workers,
-            results_dir=args.results_dir,
-            max_pending=args.max_pending,
-            retention=retention(args),
-            registry=registry,
-            max_waiters=args.max_waiters,
-            runner=runner,
+        code = serve_engine(
+            args, dataset, signals=signals, runner=runner, load_seconds=load_seconds
         )
-        limits = ConnectionLimits(
-            idle_timeout=args.idle_timeout,
-            header_timeout=args.header_timeout,
-            send_timeout=args.send_timeout,
-            max_connections=args.max_connections,
-        )
-        app = create_app(engine, body_timeout=args.body_timeout)
-        try:
-            asyncio.run(serve(app, args.host, args.port, limits=limits, signals=signals))
-        except StorageError as exc:  # the results directory is unusable or in use
-            log.error("cannot use the results directory: %s", exc.problem)  # noqa: TRY400
-            sys.stderr.write(f"error: {exc.problem}\n")
-            return 2
         signals.install()  # asyncio gave the signals their defaults back: keep them handled
-        return 0
+        return code
     finally:
         log_writer.stop()
 
@@ -390,3 +421,99 @@ def _stop_during_load(exc: Interrupted, stop_logging: Callable[[], None]) -> Non
     sys.stdout.flush()
     stop_logging()
     os._exit(0)
+
+
+def serve_engine(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    *,
+    signals: StopSignals | None = None,
+    runner: Callable[[Dataset, Query], object] | None = None,
+    setup: ChildSetup | None = None,
+    load_seconds: float = 0.0,
+) -> int:
+    """Serve one engine (the whole server, or one pre-forked process of it) until a signal.
+
+    `load_seconds`, the time the data took to load, is reported by the metrics.
+    """
+    try:
+        registry = statistics(args.statistic)
+    except (ValueError, TypeError) as exc:
+        log.error("cannot load a statistic: %s", exc)  # noqa: TRY400 - the message says it all
+        sys.stderr.write(f"error: cannot load a statistic: {exc}\n")
+        return 2
+    engine = Engine(
+        dataset,
+        workers=args.workers,
+        results_dir=args.results_dir,
+        store=job_store(args, dataset),
+        max_pending=args.max_pending,
+        retention=retention(args),
+        registry=registry,
+        max_waiters=args.max_waiters,
+        runner=runner,
+    )
+    limits = ConnectionLimits(
+        idle_timeout=args.idle_timeout,
+        header_timeout=args.header_timeout,
+        send_timeout=args.send_timeout,
+        max_connections=args.max_connections,
+    )
+    app = create_app(engine, body_timeout=args.body_timeout)
+    metrics.install(app, load_seconds=load_seconds)
+    sock, announce = (None, None) if setup is None else (setup.sock, setup.announce)
+    try:
+        asyncio.run(
+            serve(
+                app,
+                args.host,
+                args.port,
+                limits=limits,
+                signals=signals,
+                sock=sock,
+                announce=announce,
+            )
+        )
+    except StorageError as exc:
+        log.error("cannot open the job store: %s", exc.problem)  # noqa: TRY400
+        sys.stderr.write(f"error: cannot open the job store: {exc.problem}\n")
+        return 2
+    return 0
+
+
+def job_store(args: argparse.Namespace, dataset: Dataset) -> JobStore | None:
+    """The store of `--store`, or None for the engine's default (files in --results-dir)."""
+    if args.store is None:
+        return None
+    return RedisStore(args.store, claim_idle=args.claim_idle, fingerprint=dataset.fingerprint)
+
+
+def serve_processes(args: argparse.Namespace) -> int:
+    """`--processes N`: load the data once, fork N servers on one port (`lestats.prefork`)."""
+    if args.store is None:
+        sys.stderr.write(f"error: {NOT_SHARED}\n")
+        return 2
+    try:
+        began = time.perf_counter()
+        dataset = load(args.data)
+        load_seconds = time.perf_counter() - began
+    except DatasetError as exc:
+        sys.stderr.write(f"error: cannot load the data: {exc}\n")
+        return 2
+
+    def child(setup: ChildSetup) -> int:
+        log_writer = start_file_logging(
+            process_log_file(args.log_file, setup.index), log_format=args.log_format
+        )
+        try:
+            return serve_engine(args, dataset, setup=setup, load_seconds=load_seconds)
+        finally:
+            log_writer.stop()
+
+    return Supervisor(args.processes, args.host, args.port, child).run()
+
+
+def process_log_file(path: str, index: int) -> str:
+    """Process `index`'s own log (`webserver.log` -> `webserver-2.log`): one writer per file."""
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}-{index}.{suffix}" if dot and "/" not in suffix else f"{path}-{index}"

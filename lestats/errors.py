@@ -67,10 +67,18 @@ class StorageError(LeStatsError):
 
     `transient` says that the cause may pass (a full disk, no free descriptors, a store server
     away): retry after `retry_after` seconds. Otherwise the store is unusable as configured.
+    `doing` says what failed, as the message's first words (a read is not a job recorded).
     """
 
-    def __init__(self, problem: str, retry_after: float = 1.0, *, transient: bool = False) -> None:
-        super().__init__(f"cannot record the job: {problem}")
+    def __init__(
+        self,
+        problem: str,
+        retry_after: float = 1.0,
+        *,
+        transient: bool = False,
+        doing: str = "cannot record the job",
+    ) -> None:
+        super().__init__(f"{doing}: {problem}")
         self.problem = problem
         self.retry_after = retry_after
         self.transient = transient

@@ -12,11 +12,12 @@ requests a second it is a visible share of the server's CPU, hence the care.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import logging.handlers
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import os
@@ -25,6 +26,10 @@ LOG_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 WRITE_INTERVAL = 0.05
 """Seconds between the writer's batches."""
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+"""`text`: one line per record for people; `json`: one JSON object per line for log shippers."""
 
 
 class UTCFormatter(logging.Formatter):
@@ -49,6 +54,42 @@ class UTCFormatter(logging.Formatter):
             self._second_text = super().formatTime(record, datefmt)
             self._second = second
         return self._second_text
+
+
+class JSONFormatter(UTCFormatter):
+    """One JSON object per record, on one line: `time`, `level`, `logger`, `message`, `exc`.
+
+    `time` is the text format's UTC timestamp (ISO 8601 with milliseconds and a Z); `exc`, the
+    traceback as text, is there only when the record carries one. The message is formatted with
+    its arguments as in the text format; JSON escapes any newline or quote in it, so a record is
+    always exactly one line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(None, DATE_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line (without the line end)."""
+        entry = {
+            "time": f"{self.formatTime(record, self.datefmt)}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def formatter(log_format: LogFormat = "text") -> logging.Formatter:
+    """The log file's formatter for `log_format`."""
+    if log_format == "json":
+        return JSONFormatter()
+    return UTCFormatter(LOG_FORMAT, DATE_FORMAT)
 
 
 class _DequeHandler(logging.Handler):
@@ -138,6 +179,7 @@ def start_file_logging(
     max_bytes: int = 10 << 20,
     backups: int = 5,
     level: int = logging.INFO,
+    log_format: LogFormat = "text",
 ) -> LogWriter:
     """Send the root logger's records to a rotating file; call `.stop()` on the result at exit.
 
@@ -146,7 +188,7 @@ def start_file_logging(
     logging HOWTO's "Optimization" section describes.
     """
     file = _RotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-    file.setFormatter(UTCFormatter(LOG_FORMAT, DATE_FORMAT))
+    file.setFormatter(formatter(log_format))
     logging._srcfile = None  # noqa: SLF001 - documented switch
     logging.logThreads = False
     logging.logProcesses = False

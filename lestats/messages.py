@@ -136,18 +136,26 @@ class RunJob(Message):
 
 @dataclass(frozen=True, slots=True)
 class JobDone(Message):
-    """Worker -> ResultStore: the job's `data`, JSON-encoded; saved before the job reads done."""
+    """Worker -> ResultStore: the job's `data`, JSON-encoded; saved before the job reads done.
+
+    `started` and `ended` are the Worker's `time.monotonic()` when it began and finished
+    computing (0.0: not stamped), for the queue and run time metrics; not part of equality.
+    """
 
     job_id: int
     result: bytes
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class JobErrored(Message):
-    """Worker -> ResultStore: the job ends in error for `reason`."""
+    """Worker -> ResultStore: the job ends in error for `reason` (stamped as `JobDone` is)."""
 
     job_id: int
     reason: str
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +186,16 @@ class RetrySaves(Message):
 
     Sent after a transient storage error (a full disk, no free descriptors), with backoff.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class TakeOver(Message):
+    """Engine's ticker -> ResultStore: take over the jobs of processes that stopped; their ids.
+
+    A shared store hands them out (`JobStore.take_over`); they then run here like any other.
+    """
+
+    reply: Future[tuple[int, ...]] = field(default_factory=_reply, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from lestats.actors.jobs import RUNNING, JobStatus
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.statistics import COURSE_STATISTICS as ENDPOINTS
-from lestats.data.statistics import compute
+from lestats.data.statistics import compute, default_registry
 from lestats.errors import InvalidQuery, JobFailed, Overloaded, ShuttingDown, UnknownJob
 from lestats.stores.files import JOURNAL_NAME
 from lestats.testing import MUSCLE, OBESITY, TINY_STATES, GatedRunner, TellSpy, eventually
@@ -85,7 +85,7 @@ def test_an_issued_id_is_never_unknown(make_engine):
 @pytest.mark.parametrize(
     ("args", "allowed"),
     [
-        (("no_such_endpoint", OBESITY), ENDPOINTS),
+        (("no_such_endpoint", OBESITY), default_registry().names),
         (("global_mean", "How tall are adults?"), BEST_IS_MIN + BEST_IS_MAX),
         (("state_mean", OBESITY, "Atlantis"), TINY_STATES),
         (("state_mean", OBESITY), None),

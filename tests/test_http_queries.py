@@ -16,7 +16,6 @@ from http_support import RUN_PY, Server, get_json, poll, post_job
 from test_queries import CDC
 
 from lestats.data import estimates
-from lestats.data.kinds import register_queries
 from lestats.data.loader import load_dataset
 from lestats.data.params import parse_query
 from lestats.data.statistics import default_registry
@@ -36,9 +35,7 @@ def cdc():
 
 @pytest.fixture
 async def client(serve, cdc):
-    registry = default_registry()
-    register_queries(registry)
-    client, engine = await serve(cdc, registry=registry)
+    client, engine = await serve(cdc, registry=default_registry())  # the v2 kinds included
     client.engine = engine
     return client
 

@@ -27,6 +27,7 @@ OPTIONS = (
     "--workers",
     "--results-dir",
     "--log-file",
+    "--log-format",
     "--max-pending",
     "--statistic",
     "--max-waiters",
@@ -35,6 +36,9 @@ OPTIONS = (
     "--header-timeout",
     "--body-timeout",
     "--send-timeout",
+    "--store",
+    "--processes",
+    "--claim-idle",
 )
 
 
@@ -154,6 +158,10 @@ def test_help_lists_every_option(tmp_path):
         ["--header-timeout", "nan"],
         ["--body-timeout", "inf"],
         ["--send-timeout", "-3"],
+        ["--store", "http://127.0.0.1:6379"],
+        ["--processes", "0"],
+        ["--claim-idle", "0"],
+        ["--claim-idle", "nan"],
     ],
 )
 def test_bad_option_values_are_refused_with_usage(tmp_path, args):

@@ -305,7 +305,7 @@ def test_national_and_territories_are_states(dataset):
 
 def test_every_endpoint_is_registered():
     assert set(COURSE_STATISTICS) == set(ENDPOINTS)
-    assert set(default_registry().names) == set(ENDPOINTS)
+    assert {s.name for s in default_registry().course_statistics()} == set(ENDPOINTS)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from lestats import messages as m
 from lestats.actors.refs import RequestActor
 from lestats.errors import StorageError
+
+if TYPE_CHECKING:
+    from lestats.metrics_stats import JobStats
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,10 @@ class JournalCommitter(RequestActor):
     are failed at `store` (their ids are used up, and listed as errors).
     """
 
-    def __init__(self, store: pykka.ActorRef[Any]) -> None:
+    def __init__(self, store: pykka.ActorRef[Any], stats: JobStats | None = None) -> None:
         super().__init__()
         self._store = store
+        self._stats = stats
         self._refused: set[int] = set()
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
@@ -54,6 +59,7 @@ class JournalCommitter(RequestActor):
             super().on_receive(message)
 
     def _commit(self, message: m.Commit) -> None:
+        began = time.perf_counter()
         try:
             message.barrier()
         except (OSError, StorageError) as exc:
@@ -66,6 +72,8 @@ class JournalCommitter(RequestActor):
                 with contextlib.suppress(pykka.ActorDeadError):
                     self._store.tell(m.JobErrored(job.job_id, f"refused: {error}"))
         else:
+            if self._stats is not None:
+                self._stats.commit(time.perf_counter() - began, len(message.jobs))
             release(message.jobs)
 
 

@@ -30,7 +30,15 @@ from lestats.actors.slots import RequestSlots
 from lestats.actors.worker import MEMO_BYTES, Worker
 from lestats.data.query import Query
 from lestats.data.statistics import default_registry
-from lestats.errors import InvalidQuery, JobFailed, LeStatsError, PartlyAccepted, ShuttingDown
+from lestats.errors import (
+    InvalidQuery,
+    JobFailed,
+    LeStatsError,
+    Overloaded,
+    PartlyAccepted,
+    ShuttingDown,
+)
+from lestats.metrics_stats import JobStats
 from lestats.results import (
     CategoryMeans,
     GlobalMean,
@@ -147,6 +155,9 @@ class Engine:
         self._abandon = threading.Event()
         self._lock = threading.Lock()
         self._stopping = threading.Lock()
+        self._ticker: _TakeOverTicker | None = None
+        self.job_stats: JobStats | None = None
+        """Jobs counted and timed by the ResultStore for the metrics (made by `start`)."""
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -155,8 +166,11 @@ class Engine:
         if self._store is not None or self._drained is not None:
             raise RuntimeError("an Engine starts once; make a new one (same results_dir is fine)")
         claims = JobClaims()
-        store = ResultStore.start(self.job_store, self.max_pending, self.retention, claims)
         self.registry.freeze()
+        self.job_stats = JobStats(self.registry.names)
+        store = ResultStore.start(
+            self.job_store, self.max_pending, self.retention, claims, self.job_stats
+        )
         dataset, registry, abandon = self.dataset, self.registry, self._abandon
         runner = self._runner or registry.run
         # The registry says which statistics are pure; an injected runner runs for every job.
@@ -185,6 +199,7 @@ class Engine:
         recovered = self._call(store, m.TakeRecovered())
         if recovered:
             dispatcher.tell(m.Requeue(recovered))
+        self._ticker = _TakeOverTicker(store, dispatcher)
         return self
 
     async def start_async(self) -> Self:
@@ -256,6 +271,8 @@ class Engine:
         Idempotent. Queries keep working until `shutdown` stops the ResultStore.
         """
         with self._lock:
+            if self._ticker is not None:
+                self._ticker.stop()
             if self._drained is None:
                 poison = m.Poison()
                 # Running, the future cannot be cancelled by a caller that stops waiting on it.
@@ -282,6 +299,8 @@ class Engine:
             self.begin_shutdown().result(timeout)
             store.stop(block=True, timeout=timeout)
             self._store = None
+            if self._ticker is not None:
+                self._ticker.join()
             lifetime.stopped(self)
 
     async def shutdown_async(self, timeout: float | None = None, *, drain: bool = True) -> None:
@@ -753,6 +772,79 @@ def _ids_or_refusal(numbers: list[int | LeStatsError]) -> list[JobId[object]]:
     if accepted:
         raise PartlyAccepted(tuple(accepted), refusals[0])
     raise refusals[0]
+
+
+TAKE_OVER_INTERVAL = 1.0
+"""Seconds between two looks, in a shared store, for the jobs of processes that stopped."""
+
+
+class _TakeOverTicker:
+    """A daemon thread asking the ResultStore, every `TAKE_OVER_INTERVAL`, to take over jobs.
+
+    With a shared store (Redis), the jobs of a process that died run here once its heartbeat
+    has expired; with a file or memory store the answer is always empty. Stopped when the
+    engine begins its shutdown: a drained engine takes nothing more. It takes none of the
+    engine's request slots, which are the clients'.
+    """
+
+    def __init__(self, store: pykka.ActorRef[Any], dispatcher: pykka.ActorRef[Any]) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="TakeOverTicker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(TAKE_OVER_INTERVAL):
+            message = m.TakeOver()
+            message.reply.set_running_or_notify_cancel()
+            try:
+                self._store.tell(message)
+                taken = message.reply.result(timeout=TAKE_OVER_INTERVAL * 10)
+            except TimeoutError:
+                continue  # the store is busy (its server slow): look again at the next tick
+            except (pykka.ActorDeadError, ShuttingDown):
+                return
+            if taken and not self._stop.is_set():
+                with contextlib.suppress(pykka.ActorDeadError):
+                    self._dispatcher.tell(m.Requeue(taken))
+
+
+class _RequestSlots:
+    """The bounded places for requests waiting on the actors (`with slots:` takes one).
+
+    Refuses with `Overloaded(refusal)` when none is left.
+
+    A counter under a plain lock: `threading.BoundedSemaphore` does the same through a
+    `Condition`, several times slower, on every request.
+    """
+
+    def __init__(self, limit: int, refusal: str) -> None:
+        self._limit = limit
+        self._refusal = refusal
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    @property
+    def taken(self) -> int:
+        """How many places are taken now."""
+        return self._taken
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._taken >= self._limit:
+                raise Overloaded(self._refusal)
+            self._taken += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._taken -= 1
 
 
 def _data(job_id: str, outcome: JobOutcome) -> object:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from lestats.data.query import Query
+    from lestats.metrics_stats import JobStats
     from lestats.stores.base import JobStore, Retention
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,14 @@ class ResultStore(RequestActor):
         max_pending: int,
         retention: Retention = NO_RETENTION_LIMIT,
         claims: JobClaims | None = None,
+        stats: JobStats | None = None,
     ) -> None:
-        """Open the store (in the caller's thread, so a bad store fails `start`)."""
+        """Open the store (in the caller's thread, so a bad store fails `start`).
+
+        `stats`, if given, counts jobs and times them for the metrics (written here only).
+        """
         super().__init__()
+        self._stats = stats
         self._store = store
         self._max_pending = max_pending
         self._retention = retention
@@ -97,7 +103,7 @@ class ResultStore(RequestActor):
 
     def on_start(self) -> None:
         """Start the committer this store hands its journal batches to."""
-        self._committer = JournalCommitter.start(self.actor_ref)
+        self._committer = JournalCommitter.start(self.actor_ref, self._stats)
 
     def on_receive(self, message: Any) -> None:  # noqa: ANN401 - any message may arrive
         """Handle one message, then pass on held replies and finished jobs if it is time."""
@@ -107,6 +113,11 @@ class ResultStore(RequestActor):
         else:
             try:
                 handler(self, message)
+            except StorageError as exc:  # a read the store cannot serve now (its server away)
+                log.warning("ResultStore cannot answer %s: %s", type(message).__name__, exc)
+                reply = getattr(message, "reply", None)
+                if reply is not None:
+                    m.refuse(reply, exc)
             except Exception:
                 log.exception("ResultStore failed to handle %r", message)
                 reply = getattr(message, "reply", None)
@@ -169,6 +180,8 @@ class ResultStore(RequestActor):
             m.refuse(message.reply, exc)
             return
         self._running[job_id] = (message.query, message.worker.actor_urn)
+        if self._stats is not None:
+            self._stats.job_accepted(job_id, message.query.kind)
         if not self._held:
             self._held_since = time.monotonic()
         self._held.append(m.HeldJob(message.reply, job_id, message.worker, message.query))
@@ -206,7 +219,15 @@ class ResultStore(RequestActor):
                 return self._record(m.JobErrored(job_id, exc.problem))
             log.exception("cannot record the failure of job %d; it runs at the next start", job_id)
             recorded, outcome = False, RUNNING
-        del self._running[job_id]
+        query = self._running.pop(job_id)[0]
+        if self._stats is not None and recorded:
+            self._stats.job_finished(
+                job_id,
+                query.kind,
+                ok=outcome.status is JobStatus.DONE,
+                started=message.started,
+                ended=message.ended,
+            )
         self._claims.finished(job_id)
         if recorded:
             self._notify(job_id, outcome)
@@ -266,8 +287,10 @@ class ResultStore(RequestActor):
             self._claims.uncancel(job_id)
             m.refuse(message.reply, exc)
             return
-        del self._running[job_id]
+        query = self._running.pop(job_id)[0]
         self._claims.finished(job_id)
+        if self._stats is not None and recorded:
+            self._stats.job_finished(job_id, query.kind, ok=False, started=0.0, ended=0.0)
         if recorded:
             self._notify(job_id, JobOutcome(JobStatus.ERROR, reason=CANCELLED))
         m.answer(message.reply, recorded)
@@ -301,10 +324,29 @@ class ResultStore(RequestActor):
             log.debug("jobs finished elsewhere after the store stopped")
 
     def _settle_elsewhere(self, message: m.FinishedElsewhere) -> None:
+        """Answer the local waiters of jobs finished elsewhere; other ids cost nothing."""
         for job_id in message.job_ids:
-            if self._running.pop(job_id, None) is not None:
+            ours = self._running.pop(job_id, None) is not None
+            if ours:
                 self._claims.finished(job_id)
-            self._notify(job_id, self._store.outcome(job_id))
+            if ours or job_id in self._watchers:
+                try:
+                    outcome = self._store.outcome(job_id)
+                except (StorageError, UnknownJob) as exc:
+                    log.warning("cannot read job %d, finished elsewhere: %s", job_id, exc)
+                    continue
+                self._notify(job_id, outcome)
+
+    def _take_over(self, message: m.TakeOver) -> None:
+        """Jobs of stopped processes become this one's to run (the Engine requeues the ids)."""
+        try:
+            taken = self._store.take_over()
+        except StorageError as exc:
+            log.warning("cannot look for jobs of stopped processes now: %s", exc.problem)
+            taken = ()
+        for job_id, query in taken:
+            self._running[job_id] = (query, "")
+        m.answer(message.reply, tuple(job_id for job_id, _ in taken))
 
     def _subscribe(self, message: m.Subscribe) -> None:
         self._subscribers.append(message.push)
@@ -481,6 +523,7 @@ class ResultStore(RequestActor):
         m.ForgetJob: _forget,
         m.RetrySaves: _retry,
         m.FinishedElsewhere: _settle_elsewhere,
+        m.TakeOver: _take_over,
         m.Subscribe: _subscribe,
         m.Unsubscribe: _unsubscribe,
         m.Reassign: _reassign,

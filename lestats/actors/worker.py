@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -90,17 +91,19 @@ class Worker(RequestActor):
         if self._claims is not None and not self._claims.start(job.job_id):
             return  # cancelled while it was queued: the ResultStore already failed it
         self._current = job.job_id
+        started = time.monotonic()
         try:
             result = self._result(job.query)
         except Exception as exc:
             log.exception("job %d failed", job.job_id)
-            self._store.tell(m.JobErrored(job.job_id, f"{type(exc).__name__}: {exc}"))
+            reason = f"{type(exc).__name__}: {exc}"
+            self._store.tell(m.JobErrored(job.job_id, reason, started, time.monotonic()))
         except BaseException as exc:
             reason = f"the worker running it crashed: {type(exc).__name__}: {exc}"
-            self._store.tell(m.JobErrored(job.job_id, reason))
+            self._store.tell(m.JobErrored(job.job_id, reason, started, time.monotonic()))
             raise WorkerCrashedError(reason) from exc
         else:
-            self._store.tell(m.JobDone(job.job_id, result))
+            self._store.tell(m.JobDone(job.job_id, result, started, time.monotonic()))
         self._current = None
 
     def _result(self, query: Query) -> bytes:

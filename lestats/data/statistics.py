@@ -13,6 +13,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import TYPE_CHECKING, Literal, get_args
 
+from lestats.data.kinds import register_queries
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.registry import Parameter, Registry, Statistic
 
@@ -204,13 +205,15 @@ def _course_rows(registry: Registry) -> dict[CourseStatistic, Statistic]:
 
 
 def default_registry() -> Registry:
-    """A new registry with the nine course statistics and the nine questions' directions.
+    """A new registry: the nine course statistics, the v2 query kinds, the nine directions.
 
-    Each call makes a fresh one: add statistics or directions to it freely.
+    Each call makes a fresh one: add statistics or directions to it freely. The server and an
+    embedded engine start from the same table, so both accept the same jobs.
     """
     registry = Registry()
     for statistic in _course_rows(registry).values():
         registry.add(statistic)
+    register_queries(registry)
     for question in BEST_IS_MIN:
         registry.set_direction(question, "min")
     for question in BEST_IS_MAX:

@@ -25,6 +25,7 @@ from lestats.errors import (
 from lestats.http.keys import BODY_TIMEOUT, OUTCOME
 from lestats.http.origin import cross_site_refusal
 from lestats.http.responses import error_response
+from lestats.metrics_stats import FAILURE, observe_request
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
@@ -133,6 +134,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_for(exc)
     except LeStatsError as exc:
         request[OUTCOME] = str(exc)
+        request[FAILURE] = exc
         return error_for(exc)
     except Exception as exc:
         log.exception("%s failed", shown_request(request))
@@ -174,15 +176,16 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
             note = _hung_up(request)
             log.info("-> %s (body not read: %s)", shown, note)
             log.warning("%s: %s", shown, note)
-        _log_exit(shown, GONE, "client closed the connection", started)
+        _exit(request, shown, GONE, "client closed the connection", started)
         raise
-    _log_exit(shown, response.status, request.get(OUTCOME, ""), started)
+    _exit(request, shown, response.status, request.get(OUTCOME, ""), started)
     return response
 
 
-def _log_exit(shown: str, status: int, outcome: str, started: float) -> None:
+def _exit(request: web.Request, shown: str, status: int, outcome: str, started: float) -> None:
+    """The exit log line, and the request counted for the metrics."""
+    seconds = time.perf_counter() - started
     if len(outcome) > LOGGED_TARGET:
         outcome = f"{outcome[:LOGGED_TARGET]}...(+{len(outcome) - LOGGED_TARGET} chars)"
-    log.info(
-        "<- %s %d %s (%.2f ms)", shown, status, outcome, (time.perf_counter() - started) * 1000
-    )
+    log.info("<- %s %d %s (%.2f ms)", shown, status, outcome, seconds * 1000)
+    observe_request(request, status, seconds)

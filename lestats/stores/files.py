@@ -90,7 +90,9 @@ class FileStore:
             StorageError: the directory is in use, is not a directory, or cannot be read.
         """
         del notify  # one process per directory: nobody else finishes our jobs
-        if self.directory.is_symlink() or (self.directory.exists() and not self.directory.is_dir()):
+        if self.directory.is_symlink() or (
+            self.directory.exists() and not self.directory.is_dir()
+        ):
             raise StorageError(f"{self.directory} is not a directory")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
