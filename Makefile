@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-all lint types clean redis-server
+.PHONY: install run test bench bench-all lint types clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,17 @@ types: install
 	$(PY) tests/readme_examples.py .readme-examples
 	cd .readme-examples && ../$(VENV)/bin/mypy --strict --no-incremental .
 
-# The Redis store's tests run a real redis-server (Debian's; Redis >= 7).
-redis-server:
-	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+# What the tests run that is not Python, from Debian's packages when missing (one apt-get update
+# for all): a real redis-server for the Redis store (Redis >= 7); Chromium and its chromedriver
+# (same version, same source package) for the web page's browser tests, since a browser download
+# is impossible here. Each pair is command:package.
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 
-test: lint types redis-server
+test: lint types system-packages
 	$(PY) -m pytest -q
 
 bench: install

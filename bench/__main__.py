@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts.append(("bench.soak", QUICK_FLAGS["bench.soak"] if args.quick else []))
     if args.flood or args.all:
         parts.append(("bench.flood", QUICK_FLAGS["bench.flood"] if args.quick else []))
+    if args.all:
+        parts.append(("bench.bench_redis", ["--quick", "--soak"] if args.quick else ["--soak"]))
     outcomes = [(module, flags, *_run(module, flags)) for module, flags in parts]
     print("\n=== summary")
     for module, flags, code, seconds in outcomes:
@@ -83,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.soak or args.flood or args.all):
         print(
             "  not run (longer): python -m bench.soak (100,000 jobs), python -m bench.flood "
-            "(50,000 POSTs), or python -m bench --all"
+            "(50,000 POSTs), python -m bench.bench_redis (several processes on Redis), "
+            "or python -m bench --all"
         )
     return 0 if all(code == 0 for *_, code, _ in outcomes) else 1
 

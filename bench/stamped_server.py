@@ -1,7 +1,7 @@
 """`run.py` that also notes the moment each job finishes, for the long-poll latency bench.
 
 `python -m bench.stamped_server --stamps FILE [run.py's options]` serves exactly as `run.py`
-does; in addition, each time the ResultStore has saved a result (the moment its job becomes
+does; in addition, each time the job store has saved a result (the moment its job becomes
 `done`), a line `N NANOSECONDS` goes to FILE: the job number and `time.monotonic_ns()`. That
 clock (CLOCK_MONOTONIC) is one clock for every process on the machine, so the load generator
 can subtract it from the moment a long-poll answer reached it: how late the answer came after
@@ -19,22 +19,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from lestats import cli
-from lestats.stores.result_files import ResultFiles
+from lestats.stores.files import FileStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
 
-def stamping(
-    save: Callable[[ResultFiles, int, bytes], None], out: TextIO
-) -> Callable[[ResultFiles, int, bytes], None]:
-    """`save`, then a line `N NANOSECONDS` to `out` (flushed, so readable at once)."""
+class StampingStore(FileStore):
+    """A FileStore that, once a job's result is saved, writes `N NANOSECONDS` to `out`."""
 
-    def save_and_stamp(storage: ResultFiles, job_id: int, result: bytes) -> None:
-        save(storage, job_id, result)
-        out.write(f"{job_id} {time.monotonic_ns()}\n")
+    def __init__(self, directory: str, out: TextIO) -> None:
+        super().__init__(directory)
+        self._out = out
 
-    return save_and_stamp
+    def complete(self, job_id: int, result: bytes) -> bool:
+        """Save the result (the moment the job becomes done), then stamp it."""
+        completed = super().complete(job_id, result)
+        if completed:
+            self._out.write(f"{job_id} {time.monotonic_ns()}\n")
+        return completed
 
 
 def read_stamps(path: Path) -> dict[int, int]:
@@ -53,8 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stamps", type=Path, required=True, help="where the stamps go")
     args, rest = parser.parse_known_args(argv)
     with args.stamps.open("w", encoding="ascii", buffering=1) as out:
-        ResultFiles.save = stamping(ResultFiles.save, out)  # type: ignore[method-assign]
-        return cli.main(rest)
+        return cli.main(rest, make_store=lambda directory: StampingStore(directory, out))
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ async def _rounds(url: str, clients: int, rounds: int) -> dict[str, object]:
 
 async def _hold(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /api/get_results/job_id_1?wait=30 HTTP/1.1\r\nHost: b\r\n\r\n")
+    writer.write(b"GET /api/get_results/job_id_1?wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     return reader, writer
 
 
@@ -86,17 +86,25 @@ async def _answer(reader: asyncio.StreamReader) -> str:
     return f"{head.split()[1].decode()} {body.get('status')}"
 
 
-async def _bound_reached(url: str) -> str:
-    """Probe with short long-polls until one is refused; its reason."""
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+async def _all_waiting(log: Path, count: int) -> None:
+    """Wait until the server has logged the entry of `count` long-polls (the log lags 50 ms)."""
+    entry = "-> GET /api/get_results/job_id_1?wait=30 "
     deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        while time.monotonic() < deadline:
-            async with session.get(f"{url}/api/get_results/job_id_1?wait=0.05") as response:
-                body = await response.json()
-            if response.status == 503:
-                return f"503 {body['reason']} (Retry-After {response.headers.get('Retry-After')})"
-    return "never refused"
+    while (await asyncio.to_thread(log.read_text, errors="replace")).count(entry) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not take {count} long-polls within 60 s")
+        await asyncio.sleep(0.1)
+
+
+async def _one_more(url: str) -> str:
+    """The answer to one more long-poll, with the bound full."""
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"{url}/api/get_results/job_id_1?wait=1") as response,
+    ):
+        body = await response.json()
+    return f"{response.status} {body} (Retry-After {response.headers.get('Retry-After')})"
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -123,7 +131,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 assert (await response.json())["job_id"] == "job_id_1"  # noqa: S101
             baseline = await _rounds(url, args.clients, args.rounds)
             held = await asyncio.gather(*(_hold(port) for _ in range(args.waiters)))
-            refusal = await _bound_reached(url)
+            await _all_waiting(Path(tmp) / "log", args.waiters)
+            refusal = await _one_more(url)
             loaded = await _rounds(url, args.clients, args.rounds)
             process.send_signal(signal.SIGTERM)
             during_drain = await _rounds(url, 1, 3)

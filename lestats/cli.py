@@ -267,7 +267,9 @@ async def serve(
     await runner.setup()
     try:
         with startup_objects_frozen():  # before listening: no request waits on the collection
-            site = web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
+            site = (
+                web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
+            )
             await site.start()
             stop = asyncio.Event()
             received: list[int] = list(signals.received) if signals else []
@@ -375,11 +377,13 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     runner: Callable[[Dataset, Query], object] | None = None,
+    make_store: Callable[[str], JobStore] | None = None,
 ) -> int:
     """Run the server; 0 after a clean drain, 2 when the data, a statistic or the store fails.
 
     `runner`, if given, computes each job instead of the registry's statistics (tests give a
-    gated one to hold jobs in a real process).
+    gated one to hold jobs in a real process); `make_store`, if given, makes the job store from
+    `--results-dir` instead of a `FileStore` (benchmarks wrap one).
     """
     args = parse_args(argv)
     if args.processes > 1:
@@ -401,7 +405,12 @@ def main(
             _stop_during_load(exc, log_writer.stop)
         signals.raising = False
         code = serve_engine(
-            args, dataset, signals=signals, runner=runner, load_seconds=load_seconds
+            args,
+            dataset,
+            signals=signals,
+            runner=runner,
+            load_seconds=load_seconds,
+            make_store=make_store,
         )
         signals.install()  # asyncio gave the signals their defaults back: keep them handled
         return code
@@ -431,10 +440,12 @@ def serve_engine(
     runner: Callable[[Dataset, Query], object] | None = None,
     setup: ChildSetup | None = None,
     load_seconds: float = 0.0,
+    make_store: Callable[[str], JobStore] | None = None,
 ) -> int:
     """Serve one engine (the whole server, or one pre-forked process of it) until a signal.
 
-    `load_seconds`, the time the data took to load, is reported by the metrics.
+    `load_seconds`, the time the data took to load, is reported by the metrics; `make_store`
+    makes the job store from `--results-dir` instead of the default (benchmarks wrap one).
     """
     try:
         registry = statistics(args.statistic)
@@ -446,7 +457,7 @@ def serve_engine(
         dataset,
         workers=args.workers,
         results_dir=args.results_dir,
-        store=job_store(args, dataset),
+        store=job_store(args, dataset) if make_store is None else make_store(args.results_dir),
         max_pending=args.max_pending,
         retention=retention(args),
         registry=registry,
@@ -474,9 +485,9 @@ def serve_engine(
                 announce=announce,
             )
         )
-    except StorageError as exc:
+    except StorageError as exc:  # the store is unusable, in use, away, or serves other data
         log.error("cannot open the job store: %s", exc.problem)  # noqa: TRY400
-        sys.stderr.write(f"error: cannot open the job store: {exc.problem}\n")
+        sys.stderr.write(f"error: {exc.problem}\n")
         return 2
     return 0
 
@@ -485,7 +496,12 @@ def job_store(args: argparse.Namespace, dataset: Dataset) -> JobStore | None:
     """The store of `--store`, or None for the engine's default (files in --results-dir)."""
     if args.store is None:
         return None
-    return RedisStore(args.store, claim_idle=args.claim_idle, fingerprint=dataset.fingerprint)
+    return RedisStore(
+        args.store,
+        claim_idle=args.claim_idle,
+        retention=retention(args),
+        fingerprint=dataset.fingerprint,
+    )
 
 
 def serve_processes(args: argparse.Namespace) -> int:

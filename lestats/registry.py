@@ -1,10 +1,10 @@
 """The statistics registry, public: the table of statistics a job may ask for.
 
-Stable API. `default_registry()` gives a fresh table with the nine course statistics; add rows
-with `Registry.register` (or `add` a `Statistic`), declare questions' better direction with
-`Registry.set_direction`, and give the table to `Engine(dataset, registry=...)`. `QUESTION` and
-`STATE` are the course's parameters, reusable by new statistics. `register_queries` adds the v2
-query kinds of docs/queries.md (the server's registry has them).
+Stable API. `default_registry()` gives a fresh table with the nine course statistics and the v2
+query kinds of docs/queries.md; add rows with `Registry.register` (or `add` a `Statistic`),
+declare questions' better direction with `Registry.set_direction`, and give the table to
+`Engine(dataset, registry=...)`. `QUESTION` and `STATE` are the course's parameters, reusable by
+new statistics. `register_queries` adds the v2 kinds to a registry built from `Registry()`.
 """
 
 from lestats.data.kinds import register_queries

@@ -9,7 +9,9 @@ on the same directory and port" life cycle, which the outage tests need; for tha
 four packages (mirakuru, port-for, psutil, packaging) in place of the hundred lines below.
 
 Register it with `pytest_plugins = ["redis_support"]` at the top of a test module. Fixtures:
-`redis_server`, one server per test; `redis_url`, its URL.
+`redis_server`, one server per test; `redis_url`, its URL. Test modules also import its helpers,
+before pytest registers it, so it is not rewritten (PYTEST_DONT_REWRITE): it fails with
+`pytest.fail` and its own messages, never a bare assert.
 """
 
 from __future__ import annotations

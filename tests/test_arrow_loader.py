@@ -736,3 +736,23 @@ def test_csv_module_when_pyarrow_is_absent(good_file, spies, monkeypatch):
 def test_demo_dataset_stays_on_the_csv_module(spies):
     loader.load_demo_dataset(200)
     assert spies == {"arrow": 0, "csv": 0}
+
+
+@pytest.mark.usefixtures("no_deferral")
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["30.5", "nan", "inf", "-inf", "Infinity", "1e400", "-0", "1e5", "2.5E-3", ""],
+        ["12", "-0.0", "1e301", "0.1000000000000000055511151231257827", "9007199254740993"],
+    ],
+)
+def test_interval_columns_the_cast_reads_whole_match_the_csv_path(tmp_path, values):
+    # Columns pyarrow's cast takes in one go (no cell it refuses): non-finite and absurd values
+    # must still be no number, and -0 must be 0, exactly as in the csv path.
+    rows = demo_rows(400)
+    for index, row in enumerate(rows):
+        for name in ("Low_Confidence_Limit", "High_Confidence_Limit", "Sample_Size"):
+            row[COLUMN[name]] = values[(index + len(name)) % len(values)]
+    table = assert_same(write(tmp_path / "intervals.csv", csv_text(HEADER, rows))).table
+    assert all(math.isnan(x) or abs(x) <= 1e300 for x in table.low)
+    assert not any(math.copysign(1.0, x) < 0 and x == 0 for x in table.high)

@@ -48,6 +48,7 @@ import asyncio
 import sys
 
 from lestats import Engine, InvalidQuery, Query, ShuttingDown, UnknownJob, load_demo_dataset
+from lestats.cli import statistics
 from lestats.client import Client
 
 QUESTION = "Percent of adults aged 18 years and older who have obesity"
@@ -75,13 +76,14 @@ with engine:
     typed = engine.submit(Query("global_mean", QUESTION))
     keywords = engine.submit("state_diff_from_mean", question=MUSCLE, state="Texas")
     print(typed, engine.result(typed, timeout=10), keywords, engine.result(keywords, timeout=10))
-    trend = engine.submit("trend", question=QUESTION, location=["OH", "US"])
+    trend = engine.submit("trend", question="Q036", location=["OH", "US"])
     print(trend, engine.result(trend, timeout=10))
     try:
-        engine.submit("trend", question=QUESTION, location=["Atlantis"])
+        engine.submit("trend", question="Q036", location=["Atlantis"])
     except InvalidQuery as exc:
         print("InvalidQuery", exc.reason, exc.allowed)
     print(engine.jobs(after=2, limit=3), engine.jobs(8), engine.jobs(limit=1))
+    print(engine.cancel(first), engine.forget(first), engine.outcome(first), engine.forget(1))
     for unknown in ("job_id_999", "../etc", 0, "job_id_01"):
         try:
             engine.outcome(unknown)
@@ -95,6 +97,7 @@ with engine:
         print(await engine.status_async(job), await engine.num_jobs_async())
         print(await engine.jobs_async())
         print(await engine.jobs_async(3, 2), [page async for page in engine.job_pages(9)])
+        print(await engine.cancel_async(2), await engine.forget_async(2), engine.status(2))
         try:
             await engine.result_async("job_id_12345")
         except UnknownJob as exc:
@@ -109,7 +112,10 @@ with engine:
         print("ShuttingDown", exc)
     print(engine.num_jobs(), len(engine.jobs()))
 """
-EMBEDDED = 'Engine(load_demo_dataset(), workers=2, results_dir="embedded-results")'
+EMBEDDED = (
+    'Engine(load_demo_dataset(), workers=2, results_dir="embedded-results", '
+    "registry=statistics([]))"  # the server's statistics: the course's and the v2 queries
+)
 REMOTE = "Client(sys.argv[1])"
 
 
@@ -142,7 +148,7 @@ def test_one_program_runs_the_same_embedded_and_remote(tmp_path):
         server.kill()
     assert remote == embedded
     lines = embedded.splitlines()
-    assert len(lines) == 33
+    assert len(lines) == 35
     assert lines[0].startswith("job_id_1 {")
     assert "ShuttingDown shutting down" in lines
 
@@ -340,6 +346,27 @@ def test_every_server_refusal_maps_to_its_type():
         assert isinstance(wrong, RemoteError)
         assert wrong.status == status
     assert isinstance(error_for(Answer(502, b"<html>bad gateway</html>")), RemoteError)
+
+
+def test_cancel_and_forget_through_the_server(live, gated):
+    server = live(runner=gated, workers=1)
+    with Client(server.url) as client:
+        running = client.submit("best5", OBESITY)
+        gated.wait_started()
+        queued = client.submit("worst5", OBESITY)
+        assert client.cancel(queued) is True
+        assert client.cancel(running) is False  # already started
+        with pytest.raises(JobFailed) as cancelled:
+            client.result(queued, timeout=5)
+        assert cancelled.value.reason == "cancelled"
+        gated.gate.set()
+        assert client.result(running, timeout=5) == server.engine.result(running)
+        assert client.forget(running) is True
+        assert client.forget(running) is False
+        assert client.outcome(running) == server.engine.outcome(running)
+        with pytest.raises(UnknownJob):
+            client.cancel("job_id_0")
+        assert server.requests("/api/jobs/job_id_2/cancel")[0].status == 200
 
 
 def test_shutdown_drains_through_the_server(live, gated):

@@ -390,3 +390,22 @@ def test_ids_below_a_stray_file_are_never_issued(results_dir, opened):
         with pytest.raises(UnknownJob):
             store.outcome(job_id)
     assert store.accept(Q1) == 3
+
+
+def test_a_few_files_are_fsynced_one_by_one_many_with_one_syncfs(results_dir, monkeypatch):
+    from lestats.stores import result_files as module  # noqa: PLC0415
+
+    calls = []
+    real_fsync, real_syncfs = os.fsync, module._syncfs
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(module, "_syncfs", lambda fd: calls.append("syncfs") or real_syncfs(fd))
+    monkeypatch.setattr(module, "FSYNC_AT_MOST", 3)
+    results_dir.mkdir()
+    files = ResultFiles(results_dir, 0)
+    for job_id in range(1, 6):
+        files.save(job_id, b"[0]")
+    files.sync([1, 2, 3])
+    assert calls == ["fsync"] * 4  # three files and the directory
+    calls.clear()
+    files.sync([1, 2, 3, 4, 5])
+    assert calls == ["syncfs"]  # one call for this file system, none for the others

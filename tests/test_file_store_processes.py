@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from http_support import RUN_PY
+from http_support import OBESITY, RUN_PY, Server
 
 from lestats.actors.engine import Engine
 from lestats.errors import StorageError
@@ -139,9 +139,8 @@ def test_run_py_on_a_directory_in_use_says_so_in_one_line_and_exits_2(tmp_path):
     finally:
         store.close()
     assert finished.returncode == 2
-    assert finished.stderr.splitlines() == [
-        f"error: {results} is in use by another process (pid {os.getpid()})"
-    ]
+    holder = f"{results} is in use by another process (pid {os.getpid()})"
+    assert finished.stderr.splitlines() == [f"error: cannot open the job store: {holder}"]
 
 
 @pytest.mark.parametrize("damage", ["results dir is a file", "journal is a directory"])
@@ -149,10 +148,38 @@ def test_run_py_on_an_unusable_results_dir_says_so_in_one_line_and_exits_2(tmp_p
     results = tmp_path / "results"
     if damage == "results dir is a file":
         results.write_text("not a directory")
-        expected = f"error: {results} is not a directory"
+        expected = f"error: cannot open the job store: {results} is not a directory"
     else:
         (results / "journal.jsonl").mkdir(parents=True)
-        expected = f"error: cannot read {results / 'journal.jsonl'}: Is a directory"
+        journal = results / "journal.jsonl"
+        expected = f"error: cannot open the job store: cannot read {journal}: Is a directory"
     finished = run_py("--results-dir", str(results), cwd=tmp_path)
     assert finished.returncode == 2
     assert finished.stderr.splitlines() == [expected]
+
+
+def test_run_py_keep_last_forgets_older_jobs(tmp_path):
+    server = Server(
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--log-file",
+        str(tmp_path / "server.log"),
+        "--keep-last",
+        "2",
+        cwd=tmp_path,
+    )
+    try:
+        jobs = [server.submit("global_mean", {"question": OBESITY}) for _ in range(5)]
+        for job_id in jobs:
+            assert server.result(job_id)["status"] in {"done", "error"}
+        status, listed = server.request("GET", "/api/jobs")
+        assert status == 200
+        assert listed["data"] == [{job_id: "done"} for job_id in jobs[-2:]]
+        assert server.request("GET", f"/api/get_results/{jobs[0]}") == (
+            200,
+            {"status": "error", "reason": "expired"},
+        )
+    finally:
+        assert server.stop() == 0
+    files = sorted(p.name for p in (tmp_path / "results").glob("job_id_*.json"))
+    assert files == [f"{job_id}.json" for job_id in jobs[-2:]]

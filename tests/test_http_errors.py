@@ -214,7 +214,7 @@ async def test_a_refused_post_uses_no_job_id(serve, http_dataset):
     ("method", "path"),
     [
         ("GET", "/api/nope"),
-        ("GET", "/api"),
+        ("GET", "/apis"),  # /api is the route list
         ("GET", "/api/"),
         ("GET", "/nope"),
         ("POST", "/api/unknown_endpoint"),

@@ -18,7 +18,6 @@ from test_queries import CDC
 from lestats.data import estimates
 from lestats.data.loader import load_dataset
 from lestats.data.params import parse_query
-from lestats.data.statistics import default_registry
 from lestats.http.queries import CAVEAT
 
 pytest_plugins = ["http_support"]
@@ -35,7 +34,7 @@ def cdc():
 
 @pytest.fixture
 async def client(serve, cdc):
-    client, engine = await serve(cdc, registry=default_registry())  # the v2 kinds included
+    client, engine = await serve(cdc)  # the default registry has the v2 kinds
     client.engine = engine
     return client
 
@@ -215,7 +214,7 @@ async def test_openapi_and_index_cover_the_v2_routes(client):
     names = [p["name"] for p in trend["parameters"]]
     assert names[:3] == ["question", "location", "stratum"]
     assert "text/csv" in trend["responses"]["200"]["content"]
-    page = await (await client.get("/")).text()
+    page = await (await client.get("/api")).text()  # the route list (/ is the web page)
     assert "GET /api/v2/ranking" in page
     assert "POST /api/v2/jobs" in page
 

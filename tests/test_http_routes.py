@@ -423,9 +423,9 @@ async def test_health_reports_its_fields_with_their_types(serve, http_dataset, g
     await wait_idle(client)
 
 
-async def test_index_page_lists_the_routes(serve, http_dataset):
+async def test_route_list_page_lists_the_routes(serve, http_dataset):
     client, _ = await serve(http_dataset)
-    response = await client.get("/")
+    response = await client.get("/api")
     assert response.status == 200
     assert response.content_type == "text/html"
     page = await response.text()

@@ -23,9 +23,7 @@ async def submit_some(client, count: int) -> list[str]:
     return ids
 
 
-async def test_the_whole_list_is_the_courses_answer_byte_for_byte(
-    serve, http_dataset, monkeypatch
-):
+async def test_the_whole_list_is_the_courses_answer_byte_for_byte(serve, http_dataset, monkeypatch):
     monkeypatch.setattr(engine_module, "LIST_PAGE", 3)  # seven jobs: three pages
     client, _ = await serve(http_dataset)
     empty = await client.get("/api/jobs")

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from lestats.actors.engine import Engine
 from lestats.data import demo, discovery, estimates
+from lestats.data.kinds import register_queries
 from lestats.data.loader import PARSER_VARIABLE, load_dataset, load_demo_dataset
-from lestats.data.params import InvalidParameters, parse_query
+from lestats.data.params import KINDS, InvalidParameters, parse_query
+from lestats.data.registry import Registry
 from lestats.errors import InvalidQuery
 
 
@@ -565,3 +568,20 @@ def test_the_parsers_give_the_same_answers(cdc, monkeypatch):
     assert by_csv.fingerprint == cdc.fingerprint
     q = query(cdc, "ranking", question="Q047", year=2020, stratum="MALE")
     assert estimates.ranking(by_csv, q) == estimates.ranking(cdc, q)
+
+
+def test_an_embedded_engine_answers_the_v2_kinds(cdc, tmp_path):
+    # The default registry has the kinds: an embedding program submits them like any statistic.
+    with Engine(cdc, workers=2, results_dir=tmp_path / "results") as engine:
+        job = engine.submit("trend", question="Q036", location=["OH", "US"])
+        expected = estimates.trend(cdc, query(cdc, "trend", question="Q036", location="OH,US"))
+        assert engine.result(job, timeout=30) == expected
+        with pytest.raises(InvalidParameters):
+            engine.submit("ranking", question="Q036", year=1999)
+
+
+def test_register_queries_on_an_empty_registry():
+    registry = Registry()
+    register_queries(registry)
+    assert registry.names == KINDS
+    assert all(statistic.parse is not None and not statistic.course for statistic in registry)

@@ -22,11 +22,13 @@ import aiohttp
 import pytest
 import redis
 from http_support import RUN_PY, Server
+from redis_support import free_port
 
 from lestats import jsonio
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.statistics import compute, default_registry
+from lestats.stores.redis import DEFAULT_NAMESPACE, finished_channel
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,7 +46,7 @@ ENDPOINTS = tuple(NEEDS_STATE)
 CLAIM_IDLE = 1.0
 TAKE_OVER_SLACK = 1.0 + 3.0
 """The engine's look every second, plus room for a busy two-core machine."""
-FINISHED_CHANNEL = "{lestats}:finished"
+FINISHED_CHANNEL = finished_channel(DEFAULT_NAMESPACE, 0)
 
 
 def query_for(n: int, states: tuple[str, ...]) -> Query:
@@ -497,3 +499,20 @@ def test_a_node_with_other_data_is_refused_naming_both_fingerprints(
     assert demo_dataset.fingerprint in lines[0]
     assert "refusing to join" in lines[0]
     assert nodes[0].request("GET", "/api/num_jobs")[0] == 200  # the first node serves on
+
+
+def test_a_node_whose_redis_is_away_at_start_says_so_in_one_line_and_exits_2(tmp_path):
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    result = subprocess.run(
+        [sys.executable, str(RUN_PY), "--port", "0", "--store", nowhere],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "unreachable" in lines[0]
+    assert nowhere.removeprefix("redis://") in lines[0]

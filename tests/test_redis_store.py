@@ -286,6 +286,24 @@ def test_retention_bounds_what_redis_keeps(redis_url, make_store):
     client.close()
 
 
+def test_expire_reports_what_completions_forgot_without_a_round_trip(make_store, redis_server):
+    a = make_store(retention=Retention(keep_last=3))
+    for _ in range(5):
+        a.complete(a.accept(BEST5), b"[]")
+    redis_server.stop()  # no round trip: the ids were collected as the jobs finished
+    assert a.expire(Retention(keep_last=3)) == [1, 2]
+    assert a.expire(Retention(keep_last=3)) == []
+
+
+def test_a_stricter_retention_at_open_forgets_what_a_looser_one_kept(make_store):
+    loose = make_store(retention=Retention(keep_last=100))
+    for _ in range(10):
+        loose.complete(loose.accept(BEST5), b"[]")
+    strict = make_store(retention=Retention(keep_last=4))
+    assert strict.expire(Retention(keep_last=4)) == [1, 2, 3, 4, 5, 6]
+    assert [job_id for job_id, _ in strict.statuses()] == [7, 8, 9, 10]
+
+
 def test_unfinished_jobs_are_never_forgotten(make_store):
     a = make_store(retention=Retention(keep_last=1))
     old = a.accept(BEST5)

@@ -13,6 +13,7 @@ import pytest
 from http_support import RUN_PY, Server, get_json, json_body, poll, post_job
 
 from lestats.data.dataset import Dataset, Record
+from lestats.data.params import PARAMETERS
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
 from lestats.data.registry import Parameter, Registry, Statistic
@@ -72,13 +73,17 @@ def top_states_row() -> Statistic:
 # --- the table ----------------------------------------------------------------------------------
 
 
-def test_the_default_registry_is_the_nine_course_statistics_in_contract_order():
+QUERY_KINDS = tuple(PARAMETERS)
+"""The v2 query kinds (docs/queries.md), in their registration order."""
+
+
+def test_the_default_registry_is_the_nine_course_statistics_then_the_query_kinds():
     registry = default_registry()
-    assert registry.names[: len(COURSE_STATISTICS)] == COURSE_STATISTICS  # then the v2 kinds
+    assert registry.names == (*COURSE_STATISTICS, *QUERY_KINDS)
     assert [s.name for s in registry.course_statistics()] == list(COURSE_STATISTICS)
-    assert all(s.pure for s in registry.course_statistics())
-    assert not any(s.course for s in registry if s.name not in COURSE_STATISTICS)
-    assert {s.name for s in registry.course_statistics() if s.directional} == {"best5", "worst5"}
+    assert all(s.pure for s in registry)
+    assert {s.name for s in registry if s.course} == set(COURSE_STATISTICS)
+    assert {s.name for s in registry if s.directional} == {"best5", "worst5"}
     assert registry.questions_by_direction("min") == BEST_IS_MIN
     assert registry.questions_by_direction("max") == BEST_IS_MAX
 
@@ -293,7 +298,7 @@ async def test_a_course_statistic_gets_its_route_openapi_entry_and_index_line(se
         http_dataset.states
     )
 
-    page = await (await client.get("/")).text()
+    page = await (await client.get("/api")).text()  # the route list (/ is the web page)
     assert "POST /api/state_count" in page
     assert "how many states have rows" in page
     assert "top_states" not in page

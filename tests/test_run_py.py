@@ -29,6 +29,8 @@ OPTIONS = (
     "--log-file",
     "--log-format",
     "--max-pending",
+    "--keep-last",
+    "--keep-for",
     "--statistic",
     "--max-waiters",
     "--max-connections",

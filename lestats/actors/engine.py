@@ -34,7 +34,6 @@ from lestats.errors import (
     InvalidQuery,
     JobFailed,
     LeStatsError,
-    Overloaded,
     PartlyAccepted,
     ShuttingDown,
 )
@@ -763,17 +762,6 @@ class _LoopSide:
         self.finished = FinishedOutcomes(self.inbox, cache_bytes // 4)
 
 
-def _ids_or_refusal(numbers: list[int | LeStatsError]) -> list[JobId[object]]:
-    """The ids of a `submit_many`, or its first refusal (`PartlyAccepted` if some got in)."""
-    accepted = [JobId[object](format_job_id(n)) for n in numbers if isinstance(n, int)]
-    refusals = [n for n in numbers if isinstance(n, LeStatsError)]
-    if not refusals:
-        return accepted
-    if accepted:
-        raise PartlyAccepted(tuple(accepted), refusals[0])
-    raise refusals[0]
-
-
 TAKE_OVER_INTERVAL = 1.0
 """Seconds between two looks, in a shared store, for the jobs of processes that stopped."""
 
@@ -816,35 +804,15 @@ class _TakeOverTicker:
                     self._dispatcher.tell(m.Requeue(taken))
 
 
-class _RequestSlots:
-    """The bounded places for requests waiting on the actors (`with slots:` takes one).
-
-    Refuses with `Overloaded(refusal)` when none is left.
-
-    A counter under a plain lock: `threading.BoundedSemaphore` does the same through a
-    `Condition`, several times slower, on every request.
-    """
-
-    def __init__(self, limit: int, refusal: str) -> None:
-        self._limit = limit
-        self._refusal = refusal
-        self._taken = 0
-        self._lock = threading.Lock()
-
-    @property
-    def taken(self) -> int:
-        """How many places are taken now."""
-        return self._taken
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._taken >= self._limit:
-                raise Overloaded(self._refusal)
-            self._taken += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            self._taken -= 1
+def _ids_or_refusal(numbers: list[int | LeStatsError]) -> list[JobId[object]]:
+    """The ids of a `submit_many`, or its first refusal (`PartlyAccepted` if some got in)."""
+    accepted = [JobId[object](format_job_id(n)) for n in numbers if isinstance(n, int)]
+    refusals = [n for n in numbers if isinstance(n, LeStatsError)]
+    if not refusals:
+        return accepted
+    if accepted:
+        raise PartlyAccepted(tuple(accepted), refusals[0])
+    raise refusals[0]
 
 
 def _data(job_id: str, outcome: JobOutcome) -> object:

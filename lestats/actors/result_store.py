@@ -370,12 +370,16 @@ class ResultStore(RequestActor):
     # --- queries ---------------------------------------------------------------------------------
 
     def _get_outcome(self, message: m.GetOutcome) -> None:
+        if self._finished_since_expiry:  # a read sees retention applied to what finished
+            self._expire()
         try:
             m.answer(message.reply, self._store.outcome(message.job_id))
         except UnknownJob as exc:
             m.refuse(message.reply, exc)
 
     def _watch(self, message: m.WatchJob) -> None:
+        if self._finished_since_expiry:
+            self._expire()
         try:
             outcome = self._store.outcome(message.job_id)
         except UnknownJob as exc:
@@ -394,6 +398,8 @@ class ResultStore(RequestActor):
                 del self._watchers[message.job_id]
 
     def _list(self, message: m.ListJobs) -> None:
+        if self._finished_since_expiry:
+            self._expire()
         m.answer(message.reply, tuple(self._store.statuses(message.after, message.limit)))
 
     def _count(self, message: m.CountPending) -> None:

@@ -262,6 +262,16 @@ def jobs(after: int = 0, limit: int | None = None) -> Generator[Request, Answer,
     return found if limit is None else found[:limit]
 
 
+def job_action(job_id: str | int, action: str, answer: str) -> Generator[Request, Answer, bool]:
+    """POST a job's `action` (`cancel`, `forget`); the boolean the server answers."""
+    number = parse_job_id(job_id)
+    reply = yield Request("POST", f"/api/jobs/{format_job_id(number)}/{action}", b"{}")
+    done = _ok(reply, number).get(answer)
+    if not isinstance(done, bool):
+        raise RemoteError(reply.status, f"no {answer!r} in the answer")
+    return done
+
+
 def num_jobs() -> Generator[Request, Answer, int]:
     """GET the number of unfinished jobs."""
     answer = yield Request("GET", "/api/num_jobs")

@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Literal, Self, TypeVar, overload
 from urllib.parse import urlsplit
 
 from lestats.actors.engine import LIST_PAGE
@@ -24,6 +24,7 @@ from lestats.client import protocol
 from lestats.client.async_transport import SessionPerLoop
 from lestats.client.protocol import RetryPolicy
 from lestats.client.sync_transport import ConnectionPool
+from lestats.results import JobId
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Generator
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
     from lestats.actors.jobs import JobOutcome, JobStatus
     from lestats.client.protocol import Answer, Request
     from lestats.data.query import ParamValue, Query
-    from lestats.data.statistics import CourseStatistic
+    from lestats.data.statistics import OneStateStatistic, RankingStatistic
+    from lestats.results import CategoryMeans, GlobalMean, StateCategoryMeans, StateMeans
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 DEFAULT_TIMEOUT = 30.0
@@ -172,9 +175,19 @@ class Client:
     # --- jobs ------------------------------------------------------------------------------------
 
     @overload
-    def submit(self, kind: CourseStatistic, question: str, state: str | None = None) -> str: ...
+    def submit(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
     @overload
-    def submit(self, kind: Query) -> str: ...
+    def submit(self, kind: OneStateStatistic, question: str, state: str) -> JobId[StateMeans]: ...
+    @overload
+    def submit(self, kind: Literal["global_mean"], question: str) -> JobId[GlobalMean]: ...
+    @overload
+    def submit(self, kind: Literal["mean_by_category"], question: str) -> JobId[CategoryMeans]: ...
+    @overload
+    def submit(
+        self, kind: Literal["state_mean_by_category"], question: str, state: str
+    ) -> JobId[StateCategoryMeans]: ...
+    @overload
+    def submit(self, kind: Query) -> JobId[object]: ...
     @overload
     def submit(
         self,
@@ -183,27 +196,42 @@ class Client:
         question: str | None = None,
         state: str | None = None,
         **params: ParamValue | list[str] | list[int],
-    ) -> str: ...
+    ) -> JobId[object]: ...
     def submit(
         self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> str:
+    ) -> JobId[object]:
         """Submit a job; its id (`job_id_N`) once the server accepted (journaled) it.
 
         `kind` is a statistic's name with its arguments (a course statistic takes `question`
         and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
-        or a `Query`.
+        or a `Query` made by `query`. The id is a `str`; for type checkers it also tells the
+        type of the job's data (`result` returns it).
 
         Raises:
             InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
         """
-        return self._run(protocol.submit(kind, question, state, **params))
+        return JobId(self._run(protocol.submit(kind, question, state, **params)))
 
     @overload
-    async def submit_async(
-        self, kind: CourseStatistic, question: str, state: str | None = None
-    ) -> str: ...
+    async def submit_async(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
     @overload
-    async def submit_async(self, kind: Query) -> str: ...
+    async def submit_async(
+        self, kind: OneStateStatistic, question: str, state: str
+    ) -> JobId[StateMeans]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["global_mean"], question: str
+    ) -> JobId[GlobalMean]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["mean_by_category"], question: str
+    ) -> JobId[CategoryMeans]: ...
+    @overload
+    async def submit_async(
+        self, kind: Literal["state_mean_by_category"], question: str, state: str
+    ) -> JobId[StateCategoryMeans]: ...
+    @overload
+    async def submit_async(self, kind: Query) -> JobId[object]: ...
     @overload
     async def submit_async(
         self,
@@ -212,12 +240,12 @@ class Client:
         question: str | None = None,
         state: str | None = None,
         **params: ParamValue | list[str] | list[int],
-    ) -> str: ...
+    ) -> JobId[object]: ...
     async def submit_async(
         self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> str:
+    ) -> JobId[object]:
         """`submit` without blocking the event loop."""
-        return await self._run_async(protocol.submit(kind, question, state, **params))
+        return JobId(await self._run_async(protocol.submit(kind, question, state, **params)))
 
     def outcome(self, job_id: str | int) -> JobOutcome:
         """The job's status now, with its JSON result or error reason.
@@ -247,8 +275,12 @@ class Client:
         """`wait` without blocking the event loop."""
         return await self._run_async(protocol.wait(job_id, timeout))
 
+    @overload
+    def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+    @overload
+    def result(self, job_id: str | int, timeout: float | None = None) -> object: ...
     def result(self, job_id: str | int, timeout: float | None = None) -> object:
-        """Wait for the job and return its data.
+        """Wait for the job and return its data (decoded JSON; typed by a `JobId`).
 
         Raises:
             JobFailed: the job ended in error.
@@ -256,6 +288,10 @@ class Client:
         """
         return protocol.data_of(_name(job_id), self.wait(job_id, timeout))
 
+    @overload
+    async def result_async(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+    @overload
+    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object: ...
     async def result_async(self, job_id: str | int, timeout: float | None = None) -> object:
         """`result` without blocking the event loop."""
         return protocol.data_of(_name(job_id), await self.wait_async(job_id, timeout))
@@ -276,18 +312,45 @@ class Client:
     async def job_pages(
         self, after: int = 0, limit: int | None = None
     ) -> AsyncIterator[tuple[tuple[int, JobStatus], ...]]:
-        """`jobs_async` a page at a time, with ids as numbers (as the engine's `job_pages`)."""
+        """`jobs_async` a page at a time, with ids as numbers (for a long list)."""
         given = 0
         while limit is None or given < limit:
             size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
-            listed = await self._run_async(protocol.jobs(after, size))
-            page = tuple((parse_job_id(job_id), status) for job_id, status in listed)
+            page = tuple(
+                (parse_job_id(job_id), status)
+                for job_id, status in await self._run_async(protocol.jobs(after, size))
+            )
             if page:
                 yield page
                 given += len(page)
             if len(page) < size:
                 return
             after = page[-1][0]
+
+    def cancel(self, job_id: str | int) -> bool:
+        """Cancel a queued job: it ends `error` with reason `cancelled`.
+
+        False (and nothing changes) if it is running or finished already.
+
+        Raises:
+            UnknownJob: not a job id.
+        """
+        return self._run(protocol.job_action(job_id, "cancel", "cancelled"))
+
+    async def cancel_async(self, job_id: str | int) -> bool:
+        """`cancel` without blocking the event loop."""
+        return await self._run_async(protocol.job_action(job_id, "cancel", "cancelled"))
+
+    def forget(self, job_id: str | int) -> bool:
+        """Forget a finished job: its result is dropped and it answers `error`, reason `expired`.
+
+        False (and nothing changes) if it is unfinished, unknown or forgotten already.
+        """
+        return self._run(protocol.job_action(job_id, "forget", "forgotten"))
+
+    async def forget_async(self, job_id: str | int) -> bool:
+        """`forget` without blocking the event loop."""
+        return await self._run_async(protocol.job_action(job_id, "forget", "forgotten"))
 
     def num_jobs(self) -> int:
         """How many accepted jobs are unfinished (queued or running)."""

@@ -69,6 +69,7 @@ from lestats.data.loader import (
     column_indexes,
     load_with_csv,
 )
+from lestats.data.numbers import MAX_MAGNITUDE
 from lestats.data.table import (
     ENTITY_COLUMNS,
     NUMBER_COLUMNS,
@@ -97,6 +98,10 @@ _TEXT_COLUMNS = tuple(
     dict.fromkeys((*KEY_COLUMNS, *(name for names in ENTITY_COLUMNS.values() for name in names)))
 )
 """The text columns read (dictionary-encoded): the group key's and the estimate table's."""
+_ESTIMATE_COLUMNS = (
+    *(name for names in ENTITY_COLUMNS.values() for name in names),
+    *NUMBER_COLUMNS,
+)
 _MAX_COMPOSITE = 1 << 62
 _NUMBER = "number"
 _TEXT = "text"
@@ -157,7 +162,9 @@ def _load(path: Path, source: str) -> Dataset:
         problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
         raise DatasetError(source, f"{problem} the header's {width} columns")
     with _collector_paused():
-        estimates = _estimate_table(table, names)
+        # Only the estimate table holds its own columns: it drops each once used (peak memory).
+        own = [_column(names[name]) for name in _ESTIMATE_COLUMNS if name in names]
+        estimates = _estimate_table(table.select(own), names)
         table = table.select(
             [_column(names[name]) for name in (*KEY_COLUMNS, VALUE_COLUMN) if name in names]
         )
@@ -356,54 +363,56 @@ def _estimate_table(table: pa.Table, names: dict[str, int]) -> EstimateTable:
     for entity, columns in ENTITY_COLUMNS.items():
         distinct, encoded = _entity_codes(table, names, columns)
         words[entity], remap = canonical_order(distinct)
-        codes[entity] = pc.take(pa.array(remap, pa.int64()), encoded)
+        codes[entity] = pc.take(pa.array(remap, pa.int32()), encoded)
+        del encoded
+        _release_unused()
+    table = table.select([_column(names[name]) for name in NUMBER_COLUMNS if name in names])
+    _release_unused()
     shape = Shape.of(words)
-    if (len(words["question"]) + 1) * shape.strata * shape.periods * shape.locations >= (
-        _MAX_COMPOSITE
-    ):
+    footnote_count = len(words["footnote"])
+    if (len(words["question"]) + 1) * shape.strata * shape.periods * shape.locations * (
+        footnote_count
+    ) >= _MAX_COMPOSITE:
         raise _NeedsCsvModule("too many distinct texts to pack a row's key in 64 bits")
-    packed = pc.add(
-        pc.multiply(
-            pc.add(
-                pc.multiply(
-                    pc.add(pc.multiply(codes["question"], shape.strata), codes["stratum"]),
-                    shape.periods,
-                ),
-                codes["period"],
-            ),
-            shape.locations,
-        ),
-        codes["location"],
-    )
-    numbers = [_number_column(table, names, name, rows) for name in NUMBER_COLUMNS]
+    packed = _packed(codes, shape)
+    # One integer orders rows by cell, then footnote: the numbers only break the ties.
+    ordering = pc.add(pc.multiply(packed, footnote_count), codes["footnote"])
+    numbers = []
+    for name in NUMBER_COLUMNS:
+        numbers.append(_number_column(table, names, name, rows))
+        _release_unused()  # each column's temporaries, before the next one's
+    del table
     order = pc.sort_indices(
-        pa.table(
-            {
-                "key": packed,
-                "footnote": codes["footnote"],
-                **{f"n{index}": column for index, column in enumerate(numbers)},
-            }
-        ),
-        sort_keys=[
-            ("key", "ascending"),
-            ("footnote", "ascending"),
-            *((f"n{index}", "ascending") for index in range(len(numbers))),
-        ],
+        pa.table({"key": ordering, **{f"n{index}": c for index, c in enumerate(numbers)}}),
+        sort_keys=[("key", "ascending"), *((f"n{i}", "ascending") for i in range(len(numbers)))],
     )
+    del ordering
     keys = array("q")
     keys.frombytes(_values(pc.take(packed, order), 8))
-    code_type = "H" if len(words["footnote"]) <= 1 << 16 else "I"
+    del packed
+    code_type = "H" if footnote_count <= 1 << 16 else "I"
     footnotes = array(code_type)
     sorted_footnotes = pc.take(codes["footnote"], order).cast(
         pa.uint16() if code_type == "H" else pa.uint32()
     )
     footnotes.frombytes(_values(sorted_footnotes, footnotes.itemsize))
+    del codes, sorted_footnotes
     sorted_numbers: list[array[float]] = []
-    for column in numbers:
+    while numbers:
         values = array("d")
-        values.frombytes(_values(pc.take(column, order), 8))
+        values.frombytes(_values(pc.take(numbers.pop(0), order), 8))
         sorted_numbers.append(values)
+    del order
+    _release_unused()
     return EstimateTable(words, keys, footnotes, sorted_numbers)
+
+
+def _packed(codes: dict[str, pa.Array], shape: Shape) -> pa.Array:
+    """Each row's cell key, `Shape.pack` in pyarrow (int64: the checks above rule out overflow)."""
+    question = codes["question"].cast(pa.int64())
+    question_stratum = pc.add(pc.multiply(question, shape.strata), codes["stratum"])
+    with_period = pc.add(pc.multiply(question_stratum, shape.periods), codes["period"])
+    return pc.add(pc.multiply(with_period, shape.locations), codes["location"])
 
 
 def _entity_codes(
@@ -440,22 +449,36 @@ def _entity_codes(
 
 
 def _number_column(table: pa.Table, names: dict[str, int], name: str, rows: int) -> pa.Array:
-    """The column's numbers as `table.number_or_nan` reads them: NaN where none, no `-0`."""
+    """The column's numbers as `table.number_or_nan` reads them: NaN where none, no `-0`.
+
+    Most columns are empty cells and plain numbers, which pyarrow's cast reads (correctly
+    rounded, like `float`): then infinities and absurd values (`inf`, `1e400`, which the cast
+    also takes) become NaN as in `numbers.parse_number`. A column the cast refuses goes cell
+    by cell: plain decimals by pyarrow, the few others by `number_or_nan`.
+    """
     if name not in names:
         return pa.array(array("d", [math.nan]) * rows, pa.float64())
     text = _single_chunk(table.column(_column(names[name])))
+    empty = pc.equal(text, "")
+    try:
+        parsed = pc.cast(pc.if_else(empty, pa.scalar(None, pa.string()), text), pa.float64())
+    except pa.ArrowInvalid:
+        parsed = _odd_numbers(text, empty)
+    else:
+        sane = pc.less_equal(pc.abs(parsed), MAX_MAGNITUDE)  # false for NaN and infinities
+        parsed = pc.if_else(sane, parsed, pa.scalar(None, pa.float64()))
+    return pc.add(pc.fill_null(parsed, math.nan), 0.0)
+
+
+def _odd_numbers(text: pa.Array, empty: pa.Array) -> pa.Array:
+    """A column with cells the cast refuses: plain decimals by pyarrow, others in Python."""
     plain = pc.match_substring_regex(text, PLAIN_DECIMAL)
-    parsed = pc.add(
-        pc.fill_null(
-            pc.cast(pc.if_else(plain, text, pa.scalar(None, pa.string())), pa.float64()), math.nan
-        ),
-        0.0,
-    )
-    others = pc.invert(plain)
-    replacements = [number_or_nan(cell) for cell in pc.filter(text, others).to_pylist()]
-    if not replacements:
-        return parsed
-    return pc.replace_with_mask(parsed, others, pa.array(replacements, pa.float64()))
+    parsed = pc.cast(pc.if_else(plain, text, pa.scalar(None, pa.string())), pa.float64())
+    odd = pc.and_(pc.invert(plain), pc.invert(empty))
+    replacements = [number_or_nan(cell) for cell in pc.filter(text, odd).to_pylist()]
+    if replacements:
+        parsed = pc.replace_with_mask(parsed, odd, pa.array(replacements, pa.float64()))
+    return parsed
 
 
 def _release_unused() -> None:

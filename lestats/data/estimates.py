@@ -75,15 +75,34 @@ class _Cells:
         ]
         return sorted(found) if len(found) > 1 else found
 
-    def by_location(self, stratum: str, year: int) -> dict[int, list[int]]:
-        """The rows of (stratum, year) by location code: one slice per period."""
-        found: dict[int, list[int]] = {}
+    def best_by_location(self, stratum: str, year: int) -> dict[int, int]:
+        """The row standing for each location code's cell of (stratum, year) (see `best`).
+
+        One slice per period; rows of a cell come in table order, so the first with a number
+        is kept, else the first.
+        """
+        found: dict[int, int] = {}
         table = self.table
-        keys, locations = table.keys, self.shape.locations
-        for start in self.starts(stratum, year):
+        keys, locations, suppressed = table.keys, self.shape.locations, table.suppressed
+        starts = self.starts(stratum, year)
+        for start in starts:
             for row in table.span(start, start + locations):
-                found.setdefault(keys[row] - start, []).append(row)
+                code = keys[row] - start
+                kept = found.get(code)
+                if kept is None or (suppressed(kept) and not suppressed(row)):
+                    found[code] = row
+        if len(starts) > 1:  # several periods or codes of one id: keep table order among them
+            return {code: self._first(code, found, starts) for code in found}
         return found
+
+    def _first(self, code: int, found: dict[int, int], starts: list[int]) -> int:
+        rows = sorted(row for start in starts for row in self.table.cell(start + code))
+        best = self.best(rows)
+        return found[code] if best is None else best
+
+    def best_of(self, found: dict[int, int], codes: tuple[int, ...]) -> int | None:
+        """The row standing for a location with several codes (names), from `found`."""
+        return self.best(sorted(found[code] for code in codes if code in found))
 
     def best(self, rows: list[int]) -> int | None:
         """The row that stands for a cell: its first with a number, else its first."""
@@ -209,7 +228,7 @@ def ranking(dataset: Dataset, query: Query) -> Result:
     year = query.param("year")
     catalog, table = dataset.catalog, dataset.table
     cells = _Cells(dataset, question)
-    found = cells.by_location(stratum, year) if isinstance(year, int) else {}
+    best = cells.best_by_location(stratum, year) if isinstance(year, int) else {}
     value, suppressed = table.value, table.suppressed
     way = direction(catalog.questions[question]) if question in catalog.questions else None
     sign = 1.0 if way == "min" else -1.0
@@ -217,8 +236,7 @@ def ranking(dataset: Dataset, query: Query) -> Result:
     numbered: list[tuple[float, str, str, int]] = []
     no_data: list[Result] = []
     for abbr, name, kind, codes in catalog.places:
-        rows = [row for code in codes for row in found.get(code, ())]
-        row = cells.best(sorted(rows) if len(codes) > 1 else rows)
+        row = best.get(codes[0]) if len(codes) == 1 else cells.best_of(best, codes)
         if row is None or suppressed(row):
             if kind != "national":
                 reason = NO_DATA if row is None else SUPPRESSED
@@ -255,10 +273,13 @@ def _ranked(table: EstimateTable, numbered: list[tuple[float, str, str, int]]) -
     The overlap is null when either has no interval, false at the ends.
     """
     value, low, high, size = table.value, table.low, table.high, table.sample_size
+    isnan = math.isnan
     result: list[Result] = []
     previous: Result | None = None
     for position, (_, abbr, name, row) in enumerate(numbered, start=1):
-        lo, hi = _number(low[row]), _number(high[row])
+        low_ci, high_ci = low[row], high[row]
+        lo = None if isnan(low_ci) else low_ci  # NaN: no interval
+        hi = None if isnan(high_ci) else high_ci
         overlaps: bool | None
         if previous is None:
             rank, overlaps = position, False

@@ -4,8 +4,8 @@ Each returns a fresh JSON-ready dict in contract order built from the dataset's 
 aggregates, so a job costs a lookup and a dict build, never a scan. A question without numeric
 rows answers `{}` everywhere; values are always floats.
 
-`default_registry()` is the table the server and `Engine` start from: these nine, and the
-directions of the nine course questions.
+`default_registry()` is the table the server and `Engine` start from: these nine, the v2 query
+kinds (lestats/data/kinds.py), and the directions of the nine course questions.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from aiohttp import web
 from lestats.http.connections import DEFAULT_BODY_TIMEOUT
 from lestats.http.keys import BODY_TIMEOUT, CLOSING, ENGINE
 from lestats.http.middlewares import log_and_map_errors
+from lestats.http.page import page_routes
 from lestats.http.queries import install as install_queries
 from lestats.http.routes import routes
 
@@ -41,6 +42,7 @@ def create_app(
     app[CLOSING] = asyncio.Event()
     app.add_routes(routes(engine.registry))
     install_queries(app)
+    app.add_routes(page_routes())
     app.on_shutdown.append(_release_waiters)
     app.cleanup_ctx.append(_engine_life)
     return app

@@ -75,7 +75,7 @@ def _http_reason(exc: web.HTTPException) -> str:
         allowed = ", ".join(sorted(exc.allowed_methods))
         return f"method {exc.method} not allowed here (allowed: {allowed})"
     if isinstance(exc, web.HTTPNotFound):
-        return "no such route (see GET / for the list)"
+        return "no such route (see GET /api for the list)"
     return exc.reason
 
 

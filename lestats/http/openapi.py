@@ -121,6 +121,39 @@ def _get(operation_id: str, summary: str, ok: dict[str, Any], **more: Any) -> di
     }
 
 
+def _job_action(operation_id: str, summary: str, answer: str) -> dict[str, Any]:
+    """`POST /api/jobs/{job_id}/<action>`: `{"status": "done", answer: bool}`."""
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _body(
+                    {
+                        "type": "object",
+                        "required": ["status", answer],
+                        "properties": {"status": {"const": "done"}, answer: {"type": "boolean"}},
+                    },
+                    "success",
+                ),
+                "403": _error("sent by another web site (Sec-Fetch-Site or Origin)"),
+                "404": _error("Invalid job_id"),
+                "405": _error("wrong method", headers=_ALLOW),
+                "503": _error("overloaded", headers=_RETRY_AFTER),
+            },
+        }
+    }
+
+
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^(job_id_)?[1-9][0-9]*$"},
+}
+
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -197,11 +230,35 @@ def openapi_document(registry: Registry, dataset: Dataset) -> dict[str, Any]:
             "additionalProperties": {"enum": ["running", "done", "error"]},
         },
     }
+    jobs = _get("jobs", "Every job with its status, in id order (or one page)", _done(status_list))
+    jobs["get"]["parameters"] = [
+        {
+            "name": "after",
+            "in": "query",
+            "required": False,
+            "description": "list the jobs after this one (N or job_id_N; 0: from the start)",
+            "schema": {"type": "string", "pattern": "^(0|(job_id_)?[1-9][0-9]{0,17})$"},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": "list at most this many jobs",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+    ]
+    jobs["get"]["responses"]["400"] = _error("bad after or limit value")
     string_list = {"type": "array", "items": {"type": "string"}}
     paths.update(
         {
             "/api/get_results/{job_id}": results,
-            "/api/jobs": _get("jobs", "Every job with its status", _done(status_list)),
+            "/api/jobs": jobs,
+            "/api/jobs/{job_id}/cancel": _job_action(
+                "cancel", "Cancel a queued job (it ends error, cancelled)", "cancelled"
+            ),
+            "/api/jobs/{job_id}/forget": _job_action(
+                "forget", "Forget a finished job (it then answers error, expired)", "forgotten"
+            ),
             "/api/num_jobs": _get(
                 "num_jobs",
                 "Accepted jobs not finished",

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import re
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +61,8 @@ SOURCE = (
 )
 _FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
-ANSWERS = web.AppKey("v2_answers", SizedCache[bytes, bytes])
-"""The loop-side cache of encoded answers (JSON document or CSV table) by (format, query)."""
+ANSWERS = web.AppKey("v2_answers", SizedCache[str, "Answer"])
+"""The loop-side cache of served answers, by URL as given and by (format, canonical query)."""
 
 
 def v2_kinds(registry: Registry) -> tuple[str, ...]:
@@ -150,8 +151,31 @@ def _matches(header: str | None, tag: str) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An encoded answer as served: its entity tag, body, and file name for CSV."""
+
+    tag: str
+    body: bytes
+    file_name: str | None = None
+
+    def size(self) -> int:
+        """Bytes it holds, roughly (for the cache's bound)."""
+        return len(self.body) + len(self.tag) + 100
+
+
 async def answer(request: web.Request) -> web.StreamResponse:
-    """GET /api/v2/<kind>: the query's answer now, JSON with `meta` or `?format=csv`."""
+    """GET /api/v2/<kind>: the query's answer now, JSON with `meta` or `?format=csv`.
+
+    A URL seen before is answered from the cache without parsing it again; another spelling of
+    a known query is parsed, then found by its canonical form; a new query runs as a job.
+    """
+    cache = request.app[ANSWERS]
+    seen = f"url {request.path_qs}"
+    cached = cache.get(seen)
+    if cached is not None:
+        request[OUTCOME] = "cached"
+        return _served(request, cached)
     engine = request.app[ENGINE]
     kind = request.match_info["kind"]
     kinds = v2_kinds(engine.registry)
@@ -166,26 +190,40 @@ async def answer(request: web.Request) -> web.StreamResponse:
     except InvalidParameters as error:
         return _parameters_error(error)
     canonical = jsonio.dumps(query.to_json())
-    tag = etag(engine.dataset, form, canonical)
-    headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
-    if _matches(request.headers.get("If-None-Match"), tag):
-        request[OUTCOME] = "304"
-        return web.Response(status=304, headers=headers)
-    cache = request.app[ANSWERS]
-    key = form.encode() + b" " + canonical
-    body = cache.get(key)
-    if body is None:
+    key = f"query {form} {canonical.decode()}"
+    found = cache.get(key)
+    if found is None:
+        tag = etag(engine.dataset, form, canonical)
+        if _matches(request.headers.get("If-None-Match"), tag):
+            request[OUTCOME] = "304"
+            return web.Response(status=304, headers=_headers(tag))
         data = await _computed(engine, query)
-        body = _csv(query, data) if form == "csv" else _document(engine, query, data)
-        cache.put(key, body)
+        if form == "csv":
+            name = _FILE_NAME.sub("-", f"{kind}-{query.question or 'all'}-{tag[1:9]}.csv")
+            found = Answer(tag, _csv(query, data), name)
+        else:
+            found = Answer(tag, _document(engine, query, data))
+        cache.put(key, found)
         request[OUTCOME] = "computed"
     else:
         request[OUTCOME] = "cached"
-    if form == "csv":
-        name = _FILE_NAME.sub("-", f"{kind}-{query.question or 'all'}-{tag[1:9]}.csv")
-        headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return web.Response(body=body, headers=headers, content_type="text/csv", charset="utf-8")
-    return raw_json_response(body, headers=headers)
+    cache.put(seen, found)
+    return _served(request, found)
+
+
+def _headers(tag: str) -> dict[str, str]:
+    return {"ETag": tag, "Cache-Control": CACHE_CONTROL}
+
+
+def _served(request: web.Request, found: Answer) -> web.Response:
+    """The answer as a response: `304` if the client has it, else JSON or CSV."""
+    headers = _headers(found.tag)
+    if _matches(request.headers.get("If-None-Match"), found.tag):
+        return web.Response(status=304, headers=headers)
+    if found.file_name is None:
+        return raw_json_response(found.body, headers=headers)
+    headers["Content-Disposition"] = f'attachment; filename="{found.file_name}"'
+    return web.Response(body=found.body, headers=headers, content_type="text/csv", charset="utf-8")
 
 
 async def _computed(engine: Engine, query: Query) -> bytes:
@@ -315,7 +353,7 @@ def query_routes() -> list[web.RouteDef]:
 
 def install(app: web.Application) -> None:
     """Add the v2 routes and their answer cache to `app`."""
-    app[ANSWERS] = SizedCache(CACHE_BYTES)
+    app[ANSWERS] = SizedCache(CACHE_BYTES, Answer.size)
     app.add_routes(query_routes())
 
 

@@ -170,6 +170,20 @@ def _limit(text: str | None) -> int | None:
     return int(text)
 
 
+async def cancel(request: web.Request) -> web.Response:
+    """POST /api/jobs/{job_id}/cancel: cancel a queued job; whether it was (`Engine.cancel`)."""
+    cancelled = await request.app[ENGINE].cancel_async(request.match_info["job_id"])
+    request[OUTCOME] = "cancelled" if cancelled else "not cancelled"
+    return json_response({"status": "done", "cancelled": cancelled})
+
+
+async def forget(request: web.Request) -> web.Response:
+    """POST /api/jobs/{job_id}/forget: forget a finished job; whether it was (`Engine.forget`)."""
+    forgotten = await request.app[ENGINE].forget_async(request.match_info["job_id"])
+    request[OUTCOME] = "forgotten" if forgotten else "not forgotten"
+    return json_response({"status": "done", "forgotten": forgotten})
+
+
 async def num_jobs(request: web.Request) -> web.Response:
     """GET /api/num_jobs: accepted jobs not yet finished."""
     return json_response({"status": "done", "num_jobs": await request.app[ENGINE].num_jobs_async()})
@@ -223,17 +237,20 @@ async def health(request: web.Request) -> web.Response:
 _SERVICE_ROWS = (
     ("GET /api/get_results/{job_id}[?wait=T]", "running, done with data, or error"),
     ("GET /api/jobs[?after=N&limit=M]", "every job with its status (or a page of them)"),
+    ("POST /api/jobs/{job_id}/cancel", "cancel a queued job"),
+    ("POST /api/jobs/{job_id}/forget", "forget a finished job"),
     ("GET /api/num_jobs", "jobs accepted and not finished"),
     ("GET /api/graceful_shutdown", "stop accepting jobs; done once all finished"),
     ("GET /api/questions", "the valid questions, by which way is better"),
     ("GET /api/states", "the states in the data"),
     ("GET /api/health", "liveness and load"),
     ("GET /api/openapi.json", "the OpenAPI description of this API"),
+    ("GET /", "the web page: map, ranking, trend and comparison of the estimates"),
 )
 
 
 def index_page(registry: Registry) -> str:
-    """The `GET /` page: the registry's course statistics, then the service's own routes."""
+    """The `GET /api` page: the registry's course statistics, then the service's own routes."""
     statistics = (
         (
             f"POST /api/{statistic.name}",
@@ -242,8 +259,10 @@ def index_page(registry: Registry) -> str:
         for statistic in registry.course_statistics()
     )
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Le Stats Sportif</title></head>"
-        "<body><h1>Le Stats Sportif</h1><p>BRFSS statistics as asynchronous jobs. Routes:</p><ul>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>Le Stats Sportif: API</title></head><body><h1>Le Stats Sportif: API</h1>"
+        "<p>BRFSS statistics as asynchronous jobs. Routes (<a href='/'>back to the page</a>):</p>"
+        "<ul>"
         + "".join(
             f"<li><code>{html.escape(route)}</code> — {html.escape(what)}</li>"
             for route, what in (*statistics, *index_rows(registry), *_SERVICE_ROWS)
@@ -258,8 +277,8 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(engine.registry, engine.dataset))
 
 
-async def index(request: web.Request) -> web.Response:
-    """GET /: a short page listing the routes."""
+async def route_list(request: web.Request) -> web.Response:
+    """GET /api: a short page listing the routes (the web page at `/` links to it)."""
     return web.Response(text=index_page(request.app[ENGINE].registry), content_type="text/html")
 
 
@@ -272,11 +291,13 @@ def routes(registry: Registry) -> list[web.RouteDef]:
         ),
         web.get("/api/get_results/{job_id}", get_results),
         web.get("/api/jobs", jobs),
+        web.post("/api/jobs/{job_id}/cancel", cancel),
+        web.post("/api/jobs/{job_id}/forget", forget),
         web.get("/api/num_jobs", num_jobs),
         web.get("/api/graceful_shutdown", graceful_shutdown),
         web.get("/api/questions", questions),
         web.get("/api/states", states),
         web.get("/api/health", health),
         web.get("/api/openapi.json", openapi),
-        web.get("/", index),
+        web.get("/api", route_list),
     ]

@@ -8,10 +8,11 @@ above the journal's next id ignored as strays, the results of unfinished jobs re
 and rewrites the journal (compaction) so that it holds only what a restart needs.
 
 Compaction also runs every 10,000 lines or so. Done jobs leave the journal then, so their
-result files must be on disk first: a thread of the store's own fsyncs the files written since
-the last compaction (never the owner's thread, never `os.sync`), and the journal is rewritten
-once it is done; jobs finished after that sync began stay unfinished in the new journal (a
-restart finds their files, or runs them again).
+result files must be on disk first: a thread of the store's own syncs the files written since
+the last compaction (a few with an `fsync` each, many with one `syncfs` of their file system;
+never on the owner's thread, never `os.sync`), and the journal is rewritten once it is done;
+jobs finished after that sync began stay unfinished in the new journal (a restart finds their
+files, or runs them again).
 """
 
 from __future__ import annotations
@@ -90,9 +91,7 @@ class FileStore:
             StorageError: the directory is in use, is not a directory, or cannot be read.
         """
         del notify  # one process per directory: nobody else finishes our jobs
-        if self.directory.is_symlink() or (
-            self.directory.exists() and not self.directory.is_dir()
-        ):
+        if self.directory.is_symlink() or (self.directory.exists() and not self.directory.is_dir()):
             raise StorageError(f"{self.directory} is not a directory")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)

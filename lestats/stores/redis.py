@@ -19,6 +19,7 @@ hands the ids finished by other nodes to `notify`, in batches. Every Redis error
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
@@ -56,6 +57,8 @@ GROUP = "nodes"
 PAGE = 10_000
 """Ids a `statuses` script call looks at (it holds Redis about a millisecond per 1,000)."""
 TAKE_OVER_BATCH = 1_000
+FORGOTTEN_KEPT = 10_000
+"""Forgotten ids held for `expire` at most (the oldest go first if nobody asks)."""
 RETENTION_STEP = 2
 """Old jobs each completion forgets at most: more than the one it adds, so retention keeps up."""
 
@@ -107,7 +110,8 @@ class RedisStore:
         self._jobs, self._by_id, self._by_time = f"{tag}:jobs", f"{tag}:by_id", f"{tag}:by_time"
         self._alive_prefix = f"{tag}:alive:"
         self._fingerprint_key = f"{tag}:fingerprint"
-        self.channel = f"{tag}:finished"
+        db = int(self._client.get_connection_kwargs().get("db", 0))
+        self.channel = finished_channel(namespace, db)
         self._wake_channel = f"{tag}:wake:{self.node}"
         self._accept = self._client.register_script(lua.ACCEPT)
         self._finish = self._client.register_script(lua.FINISH)
@@ -120,6 +124,8 @@ class RedisStore:
         self._mine: set[int] = set()
         """Unfinished jobs this node accepted or took over: answered `running` without Redis."""
         self._mine_lock = threading.Lock()
+        self._forgotten: collections.deque[int] = collections.deque(maxlen=FORGOTTEN_KEPT)
+        """Ids that completions forgot by retention, for the next `expire` to report."""
         self._orphans_possible = False
         self._away_until = 0.0
         self._listener: _Listener | None = None
@@ -150,6 +156,8 @@ class RedisStore:
         self._check_last_id()
         self._warn_if_not_durable()
         self._heartbeat()
+        # what an earlier, looser retention kept
+        self._forgotten.extend(self._expire_in_redis(self.retention))
         self._listener = _Listener(self, notify)
         self._listener.start()
         return Recovered(self.take_over())
@@ -203,7 +211,7 @@ class RedisStore:
 
     def _finished(self, job_id: int, status: bytes, payload: bytes) -> bool:
         keep, age = _retention_args(self.retention)
-        done = self._call(
+        done, *forgotten = self._call(
             self._finish,
             [self._status, self._data, self._jobs, self._by_id, self._by_time, self._last],
             [
@@ -213,6 +221,7 @@ class RedisStore:
         )  # fmt: skip
         with self._mine_lock:
             self._mine.discard(job_id)
+        self._forgotten.extend(forgotten)
         return bool(done)
 
     # --- queries ---------------------------------------------------------------------------------
@@ -317,23 +326,28 @@ class RedisStore:
         return bool(self._call(self._forget, keys, [job_id]))
 
     def expire(self, retention: Retention) -> list[int]:
-        """Forget the finished jobs that `retention` no longer keeps; their ids."""
+        """Forget the finished jobs that `retention` no longer keeps; their ids.
+
+        With this store's own retention, that work was done as jobs finished: the ids it forgot
+        since the last call, without a round trip. Another retention is applied here.
+        """
+        forgotten = list(self._forgotten)
+        self._forgotten.clear()
+        if retention != self.retention:
+            forgotten += self._expire_in_redis(retention)
+        return forgotten
+
+    def _expire_in_redis(self, retention: Retention) -> list[int]:
         keep, age = _retention_args(retention)
         if keep == "" and age == "":
             return []
-        expired: list[int] = []
+        keys = [self._status, self._data, self._by_id, self._by_time, self._last]
+        forgotten: list[int] = []
         while True:
-            gone = [
-                int(job_id)
-                for job_id in self._call(
-                    self._expire,
-                    [self._status, self._data, self._by_id, self._by_time, self._last],
-                    [keep, age, TAKE_OVER_BATCH],
-                )
-            ]
-            expired.extend(gone)
+            gone = self._call(self._expire, keys, [keep, age, TAKE_OVER_BATCH])
+            forgotten += gone
             if len(gone) < TAKE_OVER_BATCH:
-                return expired
+                return forgotten
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -484,6 +498,14 @@ class _Listener:
             self._pubsub = None
 
 
+def finished_channel(namespace: str, db: int) -> str:
+    """Where the nodes of job space `namespace` in database `db` announce finished jobs.
+
+    The database is in the name because pub/sub channels are not per database.
+    """
+    return "{" + namespace + "}" + f":finished:{db}"
+
+
 def _retention_args(retention: Retention) -> tuple[str | int, str | int]:
     keep = "" if retention.keep_last is None else retention.keep_last
     age = "" if retention.max_age is None else max(0, int(retention.max_age * 1000))
@@ -502,4 +524,6 @@ def _is_json(data: bytes) -> bool:
 def _describe(url: str) -> str:
     """`HOST:PORT/DB` of a Redis URL, without any password it holds."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"

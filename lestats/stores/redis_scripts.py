@@ -38,9 +38,10 @@ FINISH = """#!lua
 -- KEYS: status, data, jobs, by_id, by_time, last
 -- ARGV: group, job id, status (d or e), result or reason, channel, message,
 --       keep_last (or ''), max_age_ms (or ''), how many old jobs to forget at most
+-- Returns {0} if the job was not unfinished, else {1, the ids of the old jobs forgotten...}
 local id = ARGV[2]
 if redis.call('HGET', KEYS[1], id) ~= 'r' then
-    return 0
+    return {0}
 end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -52,8 +53,11 @@ redis.call('ZADD', KEYS[4], id, id)
 redis.call('ZADD', KEYS[5], now_ms, id)
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 local budget = tonumber(ARGV[9])
+local out = {1}
 local function forget(old)
-    redis.call('HDEL', KEYS[1], old)
+    if redis.call('HDEL', KEYS[1], old) == 1 then
+        out[#out + 1] = tonumber(old)
+    end
     redis.call('HDEL', KEYS[2], old)
     redis.call('ZREM', KEYS[4], old)
     redis.call('ZREM', KEYS[5], old)
@@ -72,12 +76,12 @@ if ARGV[8] ~= '' then
         forget(old)
     end
 end
-return 1
+return out
 """
 
 EXPIRE = """#!lua
 -- KEYS: status, data, by_id, by_time, last; ARGV: keep_last (or ''), max_age_ms (or ''), limit
--- Returns the ids it forgot.
+-- Returns the ids forgotten.
 local limit = tonumber(ARGV[3])
 local gone = {}
 local function forget(old)

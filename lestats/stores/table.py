@@ -16,6 +16,7 @@ Not thread-safe: the store that holds it is used by one thread.
 
 from __future__ import annotations
 
+import re
 import time
 from array import array
 from itertools import compress
@@ -45,6 +46,7 @@ _STATUS_OF_CODE: list[JobStatus] = [_STATUS.get(code) for code in range(256)]  #
 """The status of each code (None for the unlisted ones, which `_LISTED` filters out)."""
 _LISTED = bytes(code in _STATUS for code in range(256))
 """1 for the codes that are listed, 0 for the others (a `bytes.translate` table)."""
+_EXPIRED_RUN = re.compile(re.escape(bytes([EXPIRED])) + b"+")
 _TRIM_AT = 1 << 16
 """Drop the expired head once it is this many ids long (and half the table)."""
 
@@ -154,14 +156,8 @@ class JobTable:
 
     def unlisted(self) -> Iterable[tuple[int, int]]:
         """Runs `[first, end)` of expired ids at or above the floor, in order."""
-        codes, expired = self.codes, bytes([EXPIRED])
-        index = codes.find(expired)
-        while index >= 0:
-            end = index + 1
-            while end < len(codes) and codes[end] == EXPIRED:
-                end += 1
-            yield self.floor + index, self.floor + end
-            index = codes.find(expired, end)
+        for run in _EXPIRED_RUN.finditer(self.codes):
+            yield self.floor + run.start(), self.floor + run.end()
 
     # --- retention -------------------------------------------------------------------------------
 

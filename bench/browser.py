@@ -1,0 +1,76 @@
+"""Headless Chromium for the web page's tests and screenshots: Debian's browser and chromedriver.
+
+Selenium drives it through chromedriver, which Debian builds from the same source and version as
+the browser, so the two always speak the same protocol; nothing is downloaded (Selenium Manager
+is never asked: both paths are given). The flags keep Chromium off the network: without the
+background-networking ones it tries to reach Google's services, which a closed network refuses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+)
+CDC_FILE_NAME = "brfss-cdc-2011-2021.csv.gz"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def missing() -> str | None:
+    """What is missing to run the browser, as a sentence, or None."""
+    absent = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if absent:
+        names = ", ".join(absent)
+        return f"{names} missing: `make system-packages` (apt-get install chromium chromium-driver)"
+    return None
+
+
+def chromium(profile: Path, *, width: int = 1400, height: int = 1000) -> WebDriver:
+    """A headless Chromium with a fresh profile in `profile`, its console and network logged.
+
+    `get_log("browser")` then gives the console, `get_log("performance")` the DevTools network
+    events (each read empties the log).
+    """
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={width},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    # Debian's first tab is its search engine's start page, which cannot load here: leave it
+    # before anything is measured (the navigation waits until the old page is gone).
+    driver.get("about:blank")
+    return driver
+
+
+def cdc_file() -> Path | None:
+    """The CDC export in the shared data folder beside the repository, if there is one.
+
+    The repository is either beside `shared/` or, as a git worktree, one level deeper.
+    """
+    for root in (REPO.parent, REPO.parent.parent):
+        path = root / "shared" / "data" / CDC_FILE_NAME
+        if path.is_file():
+            return path
+    return None
