@@ -139,8 +139,9 @@ def test_run_py_on_a_directory_in_use_says_so_in_one_line_and_exits_2(tmp_path):
     finally:
         store.close()
     assert finished.returncode == 2
-    holder = f"{results} is in use by another process (pid {os.getpid()})"
-    assert finished.stderr.splitlines() == [f"error: cannot open the job store: {holder}"]
+    assert finished.stderr.splitlines() == [
+        f"error: {results} is in use by another process (pid {os.getpid()})"
+    ]
 
 
 @pytest.mark.parametrize("damage", ["results dir is a file", "journal is a directory"])
@@ -148,11 +149,11 @@ def test_run_py_on_an_unusable_results_dir_says_so_in_one_line_and_exits_2(tmp_p
     results = tmp_path / "results"
     if damage == "results dir is a file":
         results.write_text("not a directory")
-        expected = f"error: cannot open the job store: {results} is not a directory"
+        expected = f"error: {results} is not a directory"
     else:
         (results / "journal.jsonl").mkdir(parents=True)
         journal = results / "journal.jsonl"
-        expected = f"error: cannot open the job store: cannot read {journal}: Is a directory"
+        expected = f"error: cannot read {journal}: Is a directory"
     finished = run_py("--results-dir", str(results), cwd=tmp_path)
     assert finished.returncode == 2
     assert finished.stderr.splitlines() == [expected]
