@@ -192,7 +192,6 @@ class EstimateTable:
 
     __slots__ = (
         "_fingerprint",
-        "_withheld",
         "footnote_codes",
         "footnotes",
         "high",
@@ -202,8 +201,10 @@ class EstimateTable:
         "periods",
         "questions",
         "sample_size",
+        "shape",
         "strata",
         "value",
+        "withheld",
     )
 
     def __init__(
@@ -219,7 +220,12 @@ class EstimateTable:
         self.strata: tuple[Stratum, ...] = tuple(map(_stratum, words["stratum"]))
         self.periods: tuple[Period, ...] = tuple(map(_period, words["period"]))
         self.footnotes: tuple[Footnote, ...] = tuple(map(_footnote, words["footnote"]))
-        self._withheld = tuple(f.symbol.strip() == SUPPRESSED_SYMBOL for f in self.footnotes)
+        self.withheld: tuple[bool, ...] = tuple(
+            f.symbol.strip() == SUPPRESSED_SYMBOL for f in self.footnotes
+        )
+        """Per footnote code: whether the CDC withheld the value (see `suppressed`)."""
+        self.shape = Shape(len(self.strata), len(self.periods), len(self.locations))
+        """How keys pack the four codes."""
         self.keys = keys
         self.footnote_codes = footnote_codes
         self.value, self.low, self.high, self.sample_size = numbers
@@ -257,11 +263,6 @@ class EstimateTable:
 
     # --- shape and lookups -----------------------------------------------------------------------
 
-    @property
-    def shape(self) -> Shape:
-        """How keys pack the four codes."""
-        return Shape(len(self.strata), len(self.periods), len(self.locations))
-
     def __len__(self) -> int:
         return len(self.keys)
 
@@ -281,7 +282,7 @@ class EstimateTable:
 
     def suppressed(self, row: int) -> bool:
         """Whether the CDC withheld the row's value (footnote `~`), or it has no number."""
-        return self._withheld[self.footnote_codes[row]] or math.isnan(self.value[row])
+        return self.withheld[self.footnote_codes[row]] or math.isnan(self.value[row])
 
     def rows_with(self, question: int) -> Iterator[int]:
         """Every row of the question code, in table order."""
