@@ -85,6 +85,11 @@ class _Cells:
         table = self.table
         keys, locations, suppressed = table.keys, self.shape.locations, table.suppressed
         starts = self.starts(stratum, year)
+        if len(starts) == 1:  # the usual case: one slice, most often one row per location
+            span = table.span(starts[0], starts[0] + locations)
+            codes = [key - starts[0] for key in keys[span.start : span.stop]]
+            if len(set(codes)) == len(codes):
+                return dict(zip(codes, span, strict=True))
         for start in starts:
             for row in table.span(start, start + locations):
                 code = keys[row] - start
@@ -230,6 +235,7 @@ def ranking(dataset: Dataset, query: Query) -> Result:
     cells = _Cells(dataset, question)
     best = cells.best_by_location(stratum, year) if isinstance(year, int) else {}
     value, withheld, footnote_codes = table.value, table.withheld, table.footnote_codes
+    isnan = math.isnan
     way = direction(catalog.questions[question]) if question in catalog.questions else None
     sign = 1.0 if way == "min" else -1.0
     reference = None
@@ -239,7 +245,7 @@ def ranking(dataset: Dataset, query: Query) -> Result:
         row = best.get(codes[0]) if len(codes) == 1 else cells.best_of(best, codes)
         if row is not None:
             number = value[row]
-            if number == number and not withheld[footnote_codes[row]]:  # not suppressed
+            if not (isnan(number) or withheld[footnote_codes[row]]):  # not suppressed
                 if kind != "national":
                     numbered.append((sign * number, abbr, name, row))
                 elif reference is None:
@@ -278,6 +284,7 @@ def _ranked(table: EstimateTable, numbered: list[tuple[float, str, str, int]]) -
     100 us a job, JSON encoding included).
     """
     value, low, high, size = table.value, table.low, table.high, table.sample_size
+    isnan = math.isnan
     result: list[Result] = []
     append = result.append
     previous: Result = {}
@@ -286,14 +293,14 @@ def _ranked(table: EstimateTable, numbered: list[tuple[float, str, str, int]]) -
     overlaps: bool | None = False
     for position, (_, abbr, name, row) in enumerate(numbered, start=1):
         number, low_ci, high_ci, count = value[row], low[row], high[row], size[row]
-        interval = low_ci == low_ci and high_ci == high_ci  # NaN: no interval
+        no_low, no_high = isnan(low_ci), isnan(high_ci)
         if position > 1:
             if number != previous_value:
                 rank = position
-            if interval and previous_low == previous_low and previous_high == previous_high:
-                overlaps = max(previous_low, low_ci) <= min(previous_high, high_ci)
-            else:
+            if no_low or no_high or isnan(previous_low) or isnan(previous_high):
                 overlaps = None
+            else:
+                overlaps = max(previous_low, low_ci) <= min(previous_high, high_ci)
             previous["overlaps_next"] = overlaps
         else:
             rank = 1
@@ -302,11 +309,9 @@ def _ranked(table: EstimateTable, numbered: list[tuple[float, str, str, int]]) -
             "location": abbr,
             "name": name,
             "value": number,
-            "low": low_ci if low_ci == low_ci else None,
-            "high": high_ci if high_ci == high_ci else None,
-            "sample_size": int(count)
-            if count.is_integer()
-            else (None if count != count else count),
+            "low": None if no_low else low_ci,
+            "high": None if no_high else high_ci,
+            "sample_size": int(count) if count.is_integer() else _size(count),
             "overlaps_previous": overlaps,
             "overlaps_next": False,
         }
