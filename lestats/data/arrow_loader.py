@@ -102,6 +102,8 @@ _ESTIMATE_COLUMNS = (
     *(name for names in ENTITY_COLUMNS.values() for name in names),
     *NUMBER_COLUMNS,
 )
+_PARSED_COLUMNS = tuple(name for name in NUMBER_COLUMNS if name != VALUE_COLUMN)
+"""The number columns the reader parses (see `_read_rows`)."""
 _MAX_COMPOSITE = 1 << 62
 _NUMBER = "number"
 _TEXT = "text"
@@ -149,7 +151,12 @@ def _load(path: Path, source: str) -> Dataset:
         names = column_indexes(header, source)
         binary.seek(0)
         stream = _CheckedStream(binary, limit)
-        table, malformed = _read_rows(stream, width, names)
+        try:
+            table, malformed = _read_rows(stream, width, names, parse_numbers=True)
+        except pa.ArrowInvalid:  # a cell of an interval or sample size column is no plain number
+            binary.seek(0)
+            stream = _CheckedStream(binary, limit)
+            table, malformed = _read_rows(stream, width, names, parse_numbers=False)
     if stream.long_line:
         raise _NeedsCsvModule(f"a line longer than the csv module's field limit ({limit})")
     if _longest_cell(table) > limit:
@@ -162,12 +169,14 @@ def _load(path: Path, source: str) -> Dataset:
         problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
         raise DatasetError(source, f"{problem} the header's {width} columns")
     with _collector_paused():
-        # Only the estimate table holds its own columns: it drops each once used (peak memory).
+        # Only the estimate table holds its own columns: it drops each once used (peak memory),
+        # which it can since it pops them from a list that no one else holds.
         own = [_column(names[name]) for name in _ESTIMATE_COLUMNS if name in names]
-        estimates = _estimate_table(table.select(own), names)
+        handed = [table.select(own)]
         table = table.select(
             [_column(names[name]) for name in (*KEY_COLUMNS, VALUE_COLUMN) if name in names]
         )
+        estimates = _estimate_table(handed, names)
         _release_unused()
         raw = _raw_groups(table, names)
         del table
@@ -211,8 +220,17 @@ def _column(index: int) -> str:
     return f"c{index}"
 
 
-def _read_rows(stream: _CheckedStream, width: int, names: dict[str, int]) -> tuple[pa.Table, int]:
-    """The data rows' used columns (key columns dictionary-encoded) and how many were malformed."""
+def _read_rows(
+    stream: _CheckedStream, width: int, names: dict[str, int], *, parse_numbers: bool
+) -> tuple[pa.Table, int]:
+    """The data rows' used columns (key columns dictionary-encoded) and how many were malformed.
+
+    With `parse_numbers`, the reader parses the interval and sample size columns itself (a
+    `pa.ArrowInvalid` if a cell is none of a number, empty or one of pyarrow's null words such
+    as `NA`, all of which `numbers.parse_number` also reads as no number): ~0.2 s and ~30 MB
+    less on 1M rows than reading them as text and casting. `Data_Value` stays text: the
+    groups need the text of its odd values.
+    """
     malformed = 0
 
     def skip_malformed(_row: object) -> str:
@@ -222,6 +240,10 @@ def _read_rows(stream: _CheckedStream, width: int, names: dict[str, int]) -> tup
 
     texts = {_column(names[name]) for name in _TEXT_COLUMNS if name in names}
     numbers = {_column(names[name]) for name in NUMBER_COLUMNS if name in names}
+    parsed = {_column(names[name]) for name in _PARSED_COLUMNS if name in names}
+    types = dict.fromkeys(texts, _KEY_TYPE) | dict.fromkeys(numbers, pa.string())
+    if parse_numbers:
+        types |= dict.fromkeys(parsed, pa.float64())
     reader = pa_csv.open_csv(
         stream,
         read_options=pa_csv.ReadOptions(
@@ -235,7 +257,7 @@ def _read_rows(stream: _CheckedStream, width: int, names: dict[str, int]) -> tup
             invalid_row_handler=skip_malformed,
         ),
         convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(texts, _KEY_TYPE) | dict.fromkeys(numbers, pa.string()),
+            column_types=types,
             include_columns=sorted(texts | numbers),
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
@@ -264,15 +286,15 @@ def _has_carriage_return(table: pa.Table) -> bool:
 
 
 def _distinct_cells(table: pa.Table) -> Iterator[pa.Array | pa.ChunkedArray]:
-    """Every column's texts: a text column whole, a dictionary column's dictionary once.
+    """Every text column's texts: a string column whole, a dictionary column's dictionary once.
 
     `_read_rows` unified the dictionaries, so every chunk (one per block, ~400 for 1M rows) of a
     dictionary column has the same one: looking at each chunk's would cost ~0.4 s.
     """
     for column in table.columns:
-        if not pa.types.is_dictionary(column.type):
+        if pa.types.is_string(column.type):
             yield column
-        elif column.num_chunks:
+        elif pa.types.is_dictionary(column.type) and column.num_chunks:
             yield column.chunk(0).dictionary
 
 
@@ -361,8 +383,12 @@ def _texts_by_group(
     return dict(zip(_key_tuples(grouped, present, keys), texts, strict=True))
 
 
-def _estimate_table(table: pa.Table, names: dict[str, int]) -> EstimateTable:
-    """The rows as `table.EstimateTable.build` would make them from the csv path, sorted here."""
+def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTable:
+    """The rows as `table.EstimateTable.build` would make them from the csv path, sorted here.
+
+    `handed` holds the table of its columns, taken out so that each column is freed once used.
+    """
+    table = handed.pop()
     rows = table.num_rows
     words: dict[str, list[tuple[str, ...]]] = {}
     codes: dict[str, pa.Array] = {}
@@ -371,9 +397,8 @@ def _estimate_table(table: pa.Table, names: dict[str, int]) -> EstimateTable:
         words[entity], remap = canonical_order(distinct)
         codes[entity] = pc.take(pa.array(remap, pa.int32()), encoded)
         del encoded
+        table = table.drop_columns([_column(names[name]) for name in columns if name in names])
         _release_unused()
-    table = table.select([_column(names[name]) for name in NUMBER_COLUMNS if name in names])
-    _release_unused()
     shape = Shape.of(words)
     footnote_count = len(words["footnote"])
     if (len(words["question"]) + 1) * shape.strata * shape.periods * shape.locations * (
@@ -386,6 +411,8 @@ def _estimate_table(table: pa.Table, names: dict[str, int]) -> EstimateTable:
     numbers = []
     for name in NUMBER_COLUMNS:
         numbers.append(_number_column(table, names, name, rows))
+        if name in names:
+            table = table.drop_columns([_column(names[name])])
         _release_unused()  # each column's temporaries, before the next one's
     del table
     order = pc.sort_indices(
@@ -457,22 +484,25 @@ def _entity_codes(
 def _number_column(table: pa.Table, names: dict[str, int], name: str, rows: int) -> pa.Array:
     """The column's numbers as `table.number_or_nan` reads them: NaN where none, no `-0`.
 
-    Most columns are empty cells and plain numbers, which pyarrow's cast reads (correctly
-    rounded, like `float`): then infinities and absurd values (`inf`, `1e400`, which the cast
-    also takes) become NaN as in `numbers.parse_number`. A column the cast refuses goes cell
-    by cell: plain decimals by pyarrow, the few others by `number_or_nan`.
+    Most columns are empty cells and plain numbers, which the reader (`_read_rows`) or
+    pyarrow's cast reads (correctly rounded, like `float`): then infinities and absurd values
+    (`inf`, `1e400`, which both also take) become NaN as in `numbers.parse_number`. A column
+    the cast refuses goes cell by cell: plain decimals by pyarrow, the few others by
+    `number_or_nan`.
     """
     if name not in names:
         return pa.array(array("d", [math.nan]) * rows, pa.float64())
-    text = _single_chunk(table.column(_column(names[name])))
-    empty = pc.equal(text, "")
-    try:
-        parsed = pc.cast(pc.if_else(empty, pa.scalar(None, pa.string()), text), pa.float64())
-    except pa.ArrowInvalid:
-        parsed = _odd_numbers(text, empty)
+    column = _single_chunk(table.column(_column(names[name])))
+    if pa.types.is_floating(column.type):
+        parsed = column
     else:
-        sane = pc.less_equal(pc.abs(parsed), MAX_MAGNITUDE)  # false for NaN and infinities
-        parsed = pc.if_else(sane, parsed, pa.scalar(None, pa.float64()))
+        empty = pc.equal(column, "")
+        try:
+            parsed = pc.cast(pc.if_else(empty, pa.scalar(None, pa.string()), column), pa.float64())
+        except pa.ArrowInvalid:
+            return pc.add(pc.fill_null(_odd_numbers(column, empty), math.nan), 0.0)
+    sane = pc.less_equal(pc.abs(parsed), MAX_MAGNITUDE)  # false for NaN and infinities
+    parsed = pc.if_else(sane, parsed, pa.scalar(None, pa.float64()))
     return pc.add(pc.fill_null(parsed, math.nan), 0.0)
 
 
