@@ -405,9 +405,11 @@ def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTa
         footnote_count
     ) >= _MAX_COMPOSITE:
         raise _NeedsCsvModule("too many distinct texts to pack a row's key in 64 bits")
-    packed = _packed(codes, shape)
-    # One integer orders rows by cell, then footnote: the numbers only break the ties.
-    ordering = pc.add(pc.multiply(packed, footnote_count), codes["footnote"])
+    # One integer orders rows by cell, then footnote: the numbers only break the ties. It holds
+    # the key and the footnote code, so that the codes are freed before the numbers are read.
+    ordering = pc.add(pc.multiply(_packed(codes, shape), footnote_count), codes["footnote"])
+    del codes
+    _release_unused()
     numbers = []
     for name in NUMBER_COLUMNS:
         numbers.append(_number_column(table, names, name, rows))
@@ -419,24 +421,26 @@ def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTa
         pa.table({"key": ordering, **{f"n{index}": c for index, c in enumerate(numbers)}}),
         sort_keys=[("key", "ascending"), *((f"n{i}", "ascending") for i in range(len(numbers)))],
     )
-    del ordering
+    ordering = pc.take(ordering, order)
+    packed = pc.divide(ordering, footnote_count)  # integer division: the keys, sorted
     keys = array("q")
-    keys.frombytes(_values(pc.take(packed, order), 8))
-    del packed
+    keys.frombytes(_values(packed, 8))
     code_type = "H" if footnote_count <= 1 << 16 else "I"
     footnotes = array(code_type)
-    sorted_footnotes = pc.take(codes["footnote"], order).cast(
+    sorted_footnotes = pc.subtract(ordering, pc.multiply(packed, footnote_count)).cast(
         pa.uint16() if code_type == "H" else pa.uint32()
     )
+    del ordering, packed
     footnotes.frombytes(_values(sorted_footnotes, footnotes.itemsize))
-    del codes, sorted_footnotes
+    del sorted_footnotes
+    _release_unused()
     sorted_numbers: list[array[float]] = []
     while numbers:
         values = array("d")
         values.frombytes(_values(pc.take(numbers.pop(0), order), 8))
         sorted_numbers.append(values)
+        _release_unused()
     del order
-    _release_unused()
     return EstimateTable(words, keys, footnotes, sorted_numbers)
 
 
