@@ -135,7 +135,8 @@ def load_with_arrow(path: Path, *, source: str) -> Dataset:
         OSError: the file cannot be opened or read (`load_dataset` maps these).
     """
     try:
-        return _load(path, source)
+        with _system_allocator():
+            return _load(path, source)
     except _DEFER_TO_CSV as exc:
         log.info("%s: pyarrow leaves this file to the csv module (%s)", source, exc)
         return load_with_csv(path, source=source)
@@ -296,6 +297,25 @@ def _distinct_cells(table: pa.Table) -> Iterator[pa.Array | pa.ChunkedArray]:
             yield column
         elif pa.types.is_dictionary(column.type) and column.num_chunks:
             yield column.chunk(0).dictionary
+
+
+@contextmanager
+def _system_allocator() -> Iterator[None]:
+    """Make pyarrow allocate with the C library's malloc while loading, then restore its own.
+
+    pyarrow's default allocator (mimalloc) keeps most of what the load frees (~100 MB for 1M
+    rows, even after `release_unused`), so the columns dropped as soon as used (`_load`,
+    `_estimate_table`) would still count in the peak and stay resident. The system allocator
+    returns large blocks to the system when freed: the peak of a 1M-row load goes from ~400 MB
+    to ~300 MB, for a few tenths of a second more. Buffers remember their pool, so those made
+    here are freed correctly whatever the default is later.
+    """
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 @contextmanager
