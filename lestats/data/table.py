@@ -68,6 +68,9 @@ TERRITORIES = frozenset({"AS", "GU", "MP", "PR", "VI"})
 NUMBER_MEMO = 1 << 16
 """Distinct number texts whose parse the csv path remembers (values repeat: `29.6`, `""`)."""
 
+TIE_BATCH = 1 << 16
+"""Rows of equal place the csv path orders by their numbers at a time (memory, not speed)."""
+
 _SORT_KEY_INFINITY = math.inf
 
 
@@ -240,10 +243,10 @@ class EstimateTable:
         in the CDC file) are then ordered by their numbers.
         """
         words: dict[str, list[tuple[str, ...]]] = {}
-        codes: dict[str, list[int]] = {}
+        codes: dict[str, Iterator[int]] = {}
         for entity in ENTITIES:
             words[entity], remap = canonical_order(raw.words[entity])
-            codes[entity] = list(map(remap.__getitem__, raw.codes[entity]))
+            codes[entity] = map(remap.__getitem__, raw.codes[entity])
         shape = Shape.of(words)
         footnote_count = len(words["footnote"])
         strata, periods, locations = shape.strata, shape.periods, shape.locations
@@ -252,11 +255,11 @@ class EstimateTable:
             * footnote_count
             + footnote
             for question, stratum, period, location, footnote in zip(
-                codes.pop("question"),
-                codes.pop("stratum"),
-                codes.pop("period"),
-                codes.pop("location"),
-                codes.pop("footnote"),
+                codes["question"],
+                codes["stratum"],
+                codes["period"],
+                codes["location"],
+                codes["footnote"],
                 strict=True,
             )
         ]
@@ -368,7 +371,8 @@ def _sort_ties(order: list[int], places: list[int], numbers: Sequence[array[floa
     """Order rows of equal place by their numbers, in place: `order` is sorted by place.
 
     Only the rows of a run of equal places are looked at (most of the 1M-row demo file's, none
-    of the CDC file's), with their sort keys built by `map` and `zip`, not a call per row.
+    of the CDC file's), with their sort keys built by `map` and `zip`, not a call per row, a
+    batch of whole runs at a time (the keys of 800,000 rows at once would take ~150 MB).
     """
     ordered = list(map(places.__getitem__, order))
     same = list(map(eq, ordered, islice(ordered, 1, None)))
@@ -379,19 +383,26 @@ def _sort_ties(order: list[int], places: list[int], numbers: Sequence[array[floa
     del same
     positions = list(compress(range(len(order)), in_run))
     del in_run
-    rows = list(map(order.__getitem__, positions))
-    keys = [
-        column if not any(map(math.isnan, column)) else list(map(number_sort_key, column))
-        for column in numbers
-    ]
-    sort_keys = zip(
-        map(places.__getitem__, rows),
-        *(map(key.__getitem__, rows) for key in keys),
-        rows,
-        strict=True,
-    )
-    for position, (*_, row) in zip(positions, sorted(sort_keys), strict=True):
-        order[position] = row
+    start, total = 0, len(positions)
+    while start < total:
+        end = min(start + TIE_BATCH, total)
+        while end < total and places[order[positions[end]]] == places[order[positions[end - 1]]]:
+            end += 1  # a run ends in its batch
+        batch = positions[start:end]
+        rows = list(map(order.__getitem__, batch))
+        columns = [list(map(column.__getitem__, rows)) for column in numbers]
+        sort_keys = zip(
+            map(places.__getitem__, rows),
+            *(
+                list(map(number_sort_key, column)) if any(map(math.isnan, column)) else column
+                for column in columns
+            ),
+            rows,
+            strict=True,
+        )
+        for position, (*_, row) in zip(batch, sorted(sort_keys), strict=True):
+            order[position] = row
+        start = end
 
 
 class RowCollector:
@@ -416,7 +427,7 @@ class RowCollector:
         self._number_columns = tuple(
             zip([indexes[name] for name in NUMBER_COLUMNS], self._numbers, strict=True)
         )
-        self._memo: dict[str, float] = {}
+        self._memo = _NumberMemo()
 
     def add(self, row: Sequence[str]) -> None:
         """Keep one row (already checked to be of the header's width)."""
@@ -424,13 +435,7 @@ class RowCollector:
             codes.append(seen.setdefault(getter(row), len(seen)))
         memo = self._memo
         for index, numbers in self._number_columns:
-            text = row[index]
-            number = memo.get(text)
-            if number is None:
-                number = number_or_nan(text)
-                if len(memo) < NUMBER_MEMO:
-                    memo[text] = number
-            numbers.append(number)
+            numbers.append(memo[row[index]])
 
     def columns(self) -> RawColumns:
         """Everything kept so far."""
@@ -439,6 +444,19 @@ class RowCollector:
             codes={e: codes for e, (_, _, codes) in zip(ENTITIES, self._entities, strict=True)},
             numbers=self._numbers,
         )
+
+
+class _NumberMemo(dict[str, float]):
+    """`number_or_nan` of the texts seen, the first `NUMBER_MEMO` of them remembered.
+
+    A lookup that hits (most: values repeat) costs no Python call.
+    """
+
+    def __missing__(self, text: str) -> float:
+        number = number_or_nan(text)
+        if len(self) < NUMBER_MEMO:
+            self[text] = number
+        return number
 
 
 def _cells_getter(indexes: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
