@@ -362,11 +362,6 @@ class Shape:
         return question, stratum, period, location
 
 
-def number_sort_key(number: float) -> float:
-    """A float's place in the canonical order: NaN after every number (as pyarrow sorts)."""
-    return _SORT_KEY_INFINITY if math.isnan(number) else number
-
-
 def _sort_ties(order: list[int], places: list[int], numbers: Sequence[array[float]]) -> None:
     """Order rows of equal place by their numbers, in place: `order` is sorted by place.
 
@@ -390,19 +385,23 @@ def _sort_ties(order: list[int], places: list[int], numbers: Sequence[array[floa
             end += 1  # a run ends in its batch
         batch = positions[start:end]
         rows = list(map(order.__getitem__, batch))
-        columns = [list(map(column.__getitem__, rows)) for column in numbers]
         sort_keys = zip(
             map(places.__getitem__, rows),
-            *(
-                list(map(number_sort_key, column)) if any(map(math.isnan, column)) else column
-                for column in columns
-            ),
+            *(_sort_keys(list(map(column.__getitem__, rows))) for column in numbers),
             rows,
             strict=True,
         )
         for position, (*_, row) in zip(batch, sorted(sort_keys), strict=True):
             order[position] = row
         start = end
+
+
+def _sort_keys(numbers: list[float]) -> list[float]:
+    """Each number's place in the canonical order: NaN after every number (as pyarrow sorts)."""
+    if not any(map(math.isnan, numbers)):
+        return numbers
+    isnan, infinity = math.isnan, _SORT_KEY_INFINITY
+    return [infinity if isnan(number) else number for number in numbers]
 
 
 class RowCollector:
