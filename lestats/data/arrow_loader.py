@@ -187,6 +187,7 @@ def _load(path: Path, source: str) -> Dataset:
             rows_read=rows + malformed,
             rows_skipped=malformed,
             table=estimates,
+            plain_arrays=True,
         )
 
 
