@@ -36,7 +36,7 @@ SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chro
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 		command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
-	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
+	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 test: lint types system-packages
 	$(PY) -m pytest -q

@@ -14,7 +14,9 @@ thread-safe pool must do). The candidates:
 - `requests`: a `Session` (urllib3 underneath);
 - `httpx`: a `Client` (its own h11 stack);
 - `aiohttp thread`: an `aiohttp.ClientSession` on a private event loop in a thread, each call
-  handed over with `run_coroutine_threadsafe` (aiohttp is already a dependency).
+  handed over with `run_coroutine_threadsafe` (aiohttp is already a dependency);
+- `lestats.client`: the client built on the choice (`submit` then `result`), to see what its
+  pool, long-poll and answer mapping add to the bare library.
 
 A library that is not installed is reported as such (`pip install urllib3 requests httpx`).
 Every response is read and its JSON decoded, as the client does.
@@ -39,6 +41,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bench.servers import bare_server, scratch_dir
+from lestats.client import Client
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -47,7 +50,8 @@ if TYPE_CHECKING:
     """One job's two requests (POST, then GET of its result), decoded."""
 
 QUICK_PAIRS = 300
-BODY = json.dumps({"question": "Percent of adults aged 18 years and older who have obesity"})
+QUESTION = "Percent of adults aged 18 years and older who have obesity"
+BODY = json.dumps({"question": QUESTION})
 HEADERS = {"Content-Type": "application/json"}
 
 
@@ -245,6 +249,24 @@ class AiohttpThread(Candidate):
         self._loop.close()
 
 
+class LestatsClient(Candidate):
+    """`lestats.client.Client` itself (its pool over `http.client`), as a program calls it."""
+
+    name = "lestats.client"
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base)
+        self._client = Client(base, retries=0)
+
+    def pair(self) -> None:
+        """submit, then result (one long-poll, answered at once by the bare server)."""
+        self._client.result(self._client.submit("best5", QUESTION))
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
+
 CANDIDATES: tuple[type[Candidate], ...] = (
     StdlibConnection,
     StdlibOpener,
@@ -252,6 +274,7 @@ CANDIDATES: tuple[type[Candidate], ...] = (
     RequestsSession,
     HttpxClient,
     AiohttpThread,
+    LestatsClient,
 )
 
 

@@ -8,6 +8,7 @@ background-networking ones it tries to reach Google's services, which a closed n
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,17 @@ from selenium.webdriver.chrome.service import Service
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def _program(*names: str) -> str | None:
+    """The first of `names` found on the PATH."""
+    return next((found for name in names if (found := shutil.which(name))), None)
+
+
+CHROMIUM = _program("chromium", "chromium-browser")
+"""The browser: Debian's `chromium` (`/usr/bin/chromium`), or another distribution's name."""
+CHROMEDRIVER = _program("chromedriver")
+"""Its driver, of the same version (Debian's `chromium-driver` package)."""
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -37,10 +47,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def missing() -> str | None:
     """What is missing to run the browser, as a sentence, or None."""
-    absent = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    programs = (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER))
+    absent = ", ".join(name for name, path in programs if path is None)
     if absent:
-        names = ", ".join(absent)
-        return f"{names} missing: `make system-packages` (apt-get install chromium chromium-driver)"
+        return f"{absent} not on the PATH: `make system-packages` installs Debian's"
     return None
 
 
@@ -50,14 +60,16 @@ def chromium(profile: Path, *, width: int = 1400, height: int = 1000) -> WebDriv
     `get_log("browser")` then gives the console, `get_log("performance")` the DevTools network
     events (each read empties the log).
     """
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        raise RuntimeError(missing())
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = CHROMIUM
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     # Debian's first tab is its search engine's start page, which cannot load here: leave it
     # before anything is measured (the navigation waits until the old page is gone).
     driver.get("about:blank")

@@ -526,7 +526,8 @@ def serve_processes(args: argparse.Namespace) -> int:
         finally:
             log_writer.stop()
 
-    return Supervisor(args.processes, args.host, args.port, child).run()
+    with metrics.shared_directory():  # a scrape of any process adds up all of them
+        return Supervisor(args.processes, args.host, args.port, child).run()
 
 
 def process_log_file(path: str, index: int) -> str:

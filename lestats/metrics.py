@@ -14,12 +14,13 @@ custom collector. What is served:
   route}`, `lestats_http_refusals_total{reason}` (503s: shutting_down, overloaded, storage);
 - `lestats_dataset_rows`, `lestats_dataset_rows_skipped`, `lestats_dataset_load_seconds`.
 
-Several processes on one port: give each the same `LESTATS_METRICS_DIR`. Each process writes its
-numbers there (one JSON file per process, replaced atomically every `SHARE_INTERVAL` seconds, at
-every scrape it answers and when it stops), and a scrape answered by any of them adds up every
-process's file: counters and histograms and per-process gauges are summed (a process that has
-ended counts with its counters and histograms only); the gauges that describe shared state
-(unfinished jobs of a shared store, the dataset) take the maximum. This is the
+Several processes on one port (`run.py --processes N` arranges it by itself, in a temporary
+directory, unless `LESTATS_METRICS_DIR` names one): give each the same `LESTATS_METRICS_DIR`.
+Each process writes its numbers there (one JSON file per process, replaced atomically every
+`SHARE_INTERVAL` seconds, at every scrape it answers and when it stops), and a scrape answered by
+any of them adds up every process's file: counters and histograms and per-process gauges are
+summed (a process that has ended counts with its counters and histograms only); the gauges that
+describe shared state (unfinished jobs of a shared store, the dataset) take the maximum. This is the
 library's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`) done with our own counts: the library's
 mode needs its metric objects updated on the job path, each update a lock and a memory-mapped
 write. Another process's numbers are thus up to `SHARE_INTERVAL` seconds old.
@@ -32,6 +33,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,26 @@ def install(
 
 def _shared_by_env() -> bool:
     return bool(os.environ.get(DIRECTORY_VARIABLE))
+
+
+@contextlib.contextmanager
+def shared_directory() -> Iterator[Path]:
+    """The directory the processes of one server share (for `run.py --processes N`).
+
+    `$LESTATS_METRICS_DIR` if set; else a fresh temporary one, set in the environment for the
+    block (forked processes inherit it) and removed afterwards.
+    """
+    given = os.environ.get(DIRECTORY_VARIABLE)
+    if given:
+        yield Path(given)
+        return
+    made = Path(tempfile.mkdtemp(prefix="lestats-metrics-"))
+    os.environ[DIRECTORY_VARIABLE] = str(made)
+    try:
+        yield made
+    finally:
+        os.environ.pop(DIRECTORY_VARIABLE, None)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -216,13 +238,17 @@ def http_snapshot(stats: HttpStats) -> Snapshot:
             "counter",
             "HTTP requests answered, by method, route pattern and status.",
             ("method", "route", "status"),
-            {key: float(count) for key, count in stats.requests.items()},
+            {
+                (method, route, str(status)): float(count)
+                for (method, route), route_stats in stats.routes.items()
+                for status, count in route_stats.statuses.items()
+            },
         ),
         "lestats_http_request_seconds": Family(
             "histogram",
             "HTTP request latency (the middleware's), by method and route pattern.",
             ("method", "route"),
-            {key: buckets.snapshot() for key, buckets in stats.latency.items()},
+            {key: route_stats.latency.snapshot() for key, route_stats in stats.routes.items()},
         ),
         "lestats_http_refusals": Family(
             "counter",

@@ -13,6 +13,7 @@ SIGHUP to it is passed on (as SIGTERM) to every child, each of which drains as a
 does; the parent exits 0 once all exited 0. A child stopped on its own (`graceful_shutdown`
 reaching it, or a SIGTERM sent to it) drains and is not replaced. A child that dies otherwise
 (SIGKILL, a crash) is replaced; its unfinished jobs are taken over through the shared store. A
+parent that dies of a SIGKILL takes its children along: each gets SIGTERM and drains. A
 child that fails before it serves stops the whole start: the cause (Redis away, another
 dataset) is the same for every child.
 """
@@ -20,6 +21,7 @@ dataset) is the same for every child.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -141,12 +143,14 @@ class Supervisor:
             self._holder.close()
 
     def _spawn(self, index: int, ready_write: int | None) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns into the parent's code
             code = 1
             try:
                 for signum in STOP_SIGNALS:
                     signal.signal(signum, signal.SIG_DFL)
+                _drain_when_orphaned(parent)
                 self._holder.close()
                 sock = listening_socket(self.host, self.port)
                 code = self._child(ChildSetup(index, sock, _announcer(ready_write)))
@@ -222,6 +226,26 @@ class Supervisor:
             except ChildProcessError:
                 return
             self._children.pop(pid, None)
+
+
+_PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal the kernel sends this process when the thread that forked it dies."""
+
+
+def _drain_when_orphaned(parent: int) -> None:
+    """Get SIGTERM (drain, then exit) when the parent dies, even of a SIGKILL.
+
+    Without it a SIGKILLed parent leaves its children serving for ever, each holding the port.
+    Linux only (prctl); elsewhere such children must be stopped by hand. A parent that died
+    before the request took effect is caught by the check that follows it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("cannot ask to be stopped with the parent: errno %d", ctypes.get_errno())
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _announcer(ready_write: int | None) -> Callable[[str], None]:

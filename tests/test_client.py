@@ -25,11 +25,13 @@ from lestats.actors.engine import Engine
 from lestats.actors.jobs import RUNNING, JobStatus
 from lestats.client import Client, ConnectionFailed, RemoteError
 from lestats.client.protocol import Answer, RetryPolicy, error_for
+from lestats.data.query import Query
 from lestats.data.statistics import default_registry
 from lestats.errors import (
     InvalidQuery,
     JobFailed,
     Overloaded,
+    PartlyAccepted,
     ShuttingDown,
     StorageError,
     UnknownJob,
@@ -84,6 +86,9 @@ with engine:
         print("InvalidQuery", exc.reason, exc.allowed)
     print(engine.jobs(after=2, limit=3), engine.jobs(8), engine.jobs(limit=1))
     print(engine.cancel(first), engine.forget(first), engine.outcome(first), engine.forget(1))
+    many = engine.submit_many([Query("best5", QUESTION), Query("worst5", MUSCLE)])
+    print(many, engine.job(many[1]).result(timeout=10), engine.job(many[0]).status())
+    print(sorted((j, o.status) for j, o in engine.as_completed([*many, first], timeout=10)))
     for unknown in ("job_id_999", "../etc", 0, "job_id_01"):
         try:
             engine.outcome(unknown)
@@ -98,6 +103,9 @@ with engine:
         print(await engine.jobs_async())
         print(await engine.jobs_async(3, 2), [page async for page in engine.job_pages(9)])
         print(await engine.cancel_async(2), await engine.forget_async(2), engine.status(2))
+        more = await engine.submit_many_async([Query("global_mean", QUESTION)])
+        done = [job async for job, _ in engine.as_completed_async(more, timeout=10)]
+        print(more, done, await engine.job(more[0]))
         try:
             await engine.result_async("job_id_12345")
         except UnknownJob as exc:
@@ -148,7 +156,7 @@ def test_one_program_runs_the_same_embedded_and_remote(tmp_path):
         server.kill()
     assert remote == embedded
     lines = embedded.splitlines()
-    assert len(lines) == 35
+    assert len(lines) == 38
     assert lines[0].startswith("job_id_1 {")
     assert "ShuttingDown shutting down" in lines
 
@@ -367,6 +375,23 @@ def test_cancel_and_forget_through_the_server(live, gated):
         with pytest.raises(UnknownJob):
             client.cancel("job_id_0")
         assert server.requests("/api/jobs/job_id_2/cancel")[0].status == 200
+
+
+def test_submit_many_and_as_completed_through_the_server(live, gated):
+    server = live(runner=gated, workers=1, max_pending=2)
+    with Client(server.url, retries=0) as client:
+        queries = [Query("best5", OBESITY), Query("worst5", OBESITY), Query("best5", MUSCLE)]
+        with pytest.raises(PartlyAccepted) as partly:
+            client.submit_many(queries)
+        assert partly.value.accepted == ("job_id_1", "job_id_2")
+        assert isinstance(partly.value.error, Overloaded)
+        with pytest.raises(TimeoutError):
+            list(client.as_completed(partly.value.accepted, timeout=0.2))
+        gated.gate.set()
+        finished = list(client.as_completed(["job_id_2", 1], timeout=10))
+        assert sorted(job for job, _ in finished) == ["job_id_1", "job_id_2"]
+        assert all(outcome.status is JobStatus.DONE for _, outcome in finished)
+        assert client.job("job_id_2").result(timeout=5) == server.engine.result("job_id_2")
 
 
 def test_shutdown_drains_through_the_server(live, gated):

@@ -16,6 +16,7 @@ from http_support import (
     num_jobs,
     poll,
     post_job,
+    until,
 )
 
 pytest_plugins = ["http_support"]
@@ -128,10 +129,10 @@ async def test_a_long_poll_during_graceful_shutdown_gets_the_result(serve, http_
 async def test_a_long_poll_returns_promptly_when_the_server_closes(
     serve, http_dataset, gate, tmp_path
 ):
-    client, _ = await serve(http_dataset, runner=gate)
+    client, engine = await serve(http_dataset, runner=gate)
     job_id = await post_job(client, "global_mean", {"question": OBESITY})
     waiter = asyncio.ensure_future(client.get(f"/api/get_results/{job_id}?wait=30"))
-    await asyncio.sleep(0.3)
+    await until(lambda: engine._waiters.taken == 1, "the long-poll waits in the engine")
     assert not waiter.done()
 
     started = time.monotonic()

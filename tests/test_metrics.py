@@ -6,6 +6,8 @@ is what Prometheus would read.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import threading
 import urllib.request
 
@@ -19,7 +21,7 @@ from lestats.client import Client
 from lestats.errors import JobFailed, Overloaded, ShuttingDown
 from lestats.testing import MUSCLE, OBESITY, GatedRunner, eventually
 
-pytest_plugins = ["http_support"]
+pytest_plugins = ["http_support", "redis_support"]
 
 from http_support import Server  # noqa: E402
 
@@ -176,3 +178,33 @@ def test_processes_sharing_a_directory_add_up(tmp_path):
         assert one.stop() == 0
     finally:
         one.kill()
+
+
+def test_the_processes_of_one_server_add_up_by_themselves(tmp_path, redis_url):
+    server = Server(
+        "--store", redis_url, "--processes", "2", "--workers", "1",
+        "--results-dir", str(tmp_path / "results"), "--log-file", str(tmp_path / "pre.log"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        for _ in range(20):
+            with Client(server.url) as client:  # a new connection each: spread over both
+                client.result(client.submit("global_mean", OBESITY), timeout=10)
+        accepted = ("lestats_jobs_accepted_total", (("statistic", "global_mean"),))
+        seen: dict = {}
+
+        def added_up() -> bool:
+            seen.update(scrape(server.url))
+            return seen.get(accepted) == 20
+
+        eventually(added_up, timeout=20)  # each process shares its numbers every second
+        assert value(seen, "lestats_jobs_done_total", statistic="global_mean") == 20
+        assert value(seen, "lestats_jobs_unfinished") == 0
+        assert server.stop() == 0
+    finally:
+        if server.process.poll() is None:  # SIGTERM: the parent stops its children too
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.stop()
+        server.kill()
+    logs = [tmp_path / "pre-1.log", tmp_path / "pre-2.log"]  # complete once stopped
+    assert all("POST /api/global_mean" in log.read_text() for log in logs), "one process idle"

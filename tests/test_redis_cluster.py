@@ -11,11 +11,13 @@ import asyncio
 import collections
 import http.client
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -32,7 +34,6 @@ from lestats.stores.redis import DEFAULT_NAMESPACE, finished_channel
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from redis_support import RedisServer
 
@@ -457,6 +458,35 @@ def test_processes_share_one_port_and_sigterm_to_the_parent_drains_all(
     status, answer = checker.request("GET", "/api/num_jobs")
     assert answer["num_jobs"] == 0  # drained: every job of both processes finished
     assert sorted(ids) == list(range(1, 201))
+
+
+def test_children_drain_and_exit_when_their_parent_is_killed(tmp_path, redis_url, nodes):
+    nodes.append(start_node(tmp_path, redis_url, "orphans", "--processes", "2"))
+    parent = nodes[0].process.pid
+    listed = Path(f"/proc/{parent}/task/{parent}/children").read_text()
+    children = [int(pid) for pid in listed.split()]
+    assert len(children) == 2
+    nodes[0].process.send_signal(signal.SIGKILL)
+    nodes[0].process.wait(10)
+    deadline = time.monotonic() + 30
+    try:
+        while any(not _gone(child) for child in children):
+            assert time.monotonic() < deadline, "a child of a killed parent is still serving"
+            time.sleep(0.05)
+    finally:
+        for child in children:
+            if not _gone(child):
+                os.kill(child, signal.SIGKILL)
+    logs = [tmp_path / "orphans-1.log", tmp_path / "orphans-2.log"]
+    assert all("SIGTERM received: draining" in log.read_text() for log in logs)
+
+
+def _gone(pid: int) -> bool:
+    """Whether `pid` has exited (a zombie waits only to be reaped by init, its parent gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
 
 
 def test_processes_without_a_shared_store_are_refused_in_one_line(tmp_path):

@@ -15,22 +15,25 @@ import asyncio
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast, overload
 from urllib.parse import urlsplit
 
 from lestats.actors.engine import LIST_PAGE
-from lestats.actors.jobs import format_job_id, parse_job_id
+from lestats.actors.handles import Job
+from lestats.actors.jobs import JobStatus, format_job_id, parse_job_id
 from lestats.client import protocol
 from lestats.client.async_transport import SessionPerLoop
 from lestats.client.protocol import RetryPolicy
 from lestats.client.sync_transport import ConnectionPool
+from lestats.errors import LeStatsError, PartlyAccepted
 from lestats.results import JobId
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Generator
+    from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
     from types import TracebackType
 
-    from lestats.actors.jobs import JobOutcome, JobStatus
+    from lestats.actors.engine import Engine
+    from lestats.actors.jobs import JobOutcome
     from lestats.client.protocol import Answer, Request
     from lestats.data.query import ParamValue, Query
     from lestats.data.statistics import OneStateStatistic, RankingStatistic
@@ -351,6 +354,108 @@ class Client:
     async def forget_async(self, job_id: str | int) -> bool:
         """`forget` without blocking the event loop."""
         return await self._run_async(protocol.job_action(job_id, "forget", "forgotten"))
+
+    def submit_many(self, queries: Iterable[Query]) -> list[JobId[object]]:
+        """Submit many jobs (as `Query` values); their ids, in the same order.
+
+        Sent one after the other on one connection; the server checks each as it comes.
+
+        Raises:
+            InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
+            PartlyAccepted: some jobs were accepted (`accepted`), then one was refused.
+        """
+        accepted: list[JobId[object]] = []
+        for query in queries:
+            try:
+                accepted.append(JobId(self._run(protocol.submit(query))))
+            except LeStatsError as refusal:
+                if accepted:
+                    raise PartlyAccepted(tuple(accepted), refusal) from refusal
+                raise
+        return accepted
+
+    async def submit_many_async(self, queries: Iterable[Query]) -> list[JobId[object]]:
+        """`submit_many` without blocking the event loop."""
+        accepted: list[JobId[object]] = []
+        for query in queries:
+            try:
+                accepted.append(JobId(await self._run_async(protocol.submit(query))))
+            except LeStatsError as refusal:
+                if accepted:
+                    raise PartlyAccepted(tuple(accepted), refusal) from refusal
+                raise
+        return accepted
+
+    @overload
+    def job(self, job_id: JobId[R]) -> Job[R]: ...
+    @overload
+    def job(self, job_id: str | int) -> Job[object]: ...
+    def job(self, job_id: str | int) -> Job[Any]:
+        """A handle on an accepted job: `job.result()`, `await job`, `job.cancel()`, ...
+
+        Raises:
+            UnknownJob: not a job id (whether it was issued is checked when the handle is used).
+        """
+        # A Job only calls the methods a Client shares with the Engine.
+        return Job(cast("Engine", self), JobId(format_job_id(parse_job_id(job_id))))
+
+    def as_completed(
+        self, job_ids: Iterable[str | int], timeout: float | None = None
+    ) -> Iterator[tuple[JobId[object], JobOutcome]]:
+        """`(job_id, outcome)` of each of `job_ids`, once each, as they finish.
+
+        Those finished already come first (in id order), then each as its long-poll answers
+        (one per job, concurrently, on a private event loop).
+
+        Raises:
+            TimeoutError: some were still running `timeout` seconds after the call.
+            UnknownJob: one of them was never issued.
+        """
+        loop = asyncio.new_event_loop()
+        stream = self._completions(job_ids, timeout)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(anext(stream))
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(stream.aclose())
+            loop.run_until_complete(self._sessions.close())
+            loop.close()
+
+    def as_completed_async(
+        self, job_ids: Iterable[str | int], timeout: float | None = None
+    ) -> AsyncIterator[tuple[JobId[object], JobOutcome]]:
+        """`as_completed` as an async iterator (`async for job_id, outcome in ...`)."""
+        return self._completions(job_ids, timeout)
+
+    async def _completions(
+        self, job_ids: Iterable[str | int], timeout: float | None
+    ) -> AsyncGenerator[tuple[JobId[object], JobOutcome], None]:
+        numbers = sorted({parse_job_id(job_id) for job_id in job_ids})
+        deadline = None if timeout is None else time.monotonic() + timeout
+        now = await asyncio.gather(*(self.outcome_async(number) for number in numbers))
+        running = []
+        for number, outcome in zip(numbers, now, strict=True):
+            if outcome.status is JobStatus.RUNNING:
+                running.append(number)
+            else:
+                yield JobId(format_job_id(number)), outcome
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        waits = {asyncio.ensure_future(self.wait_async(n, left)): n for n in running}
+        pending = set(waits)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=waits.__getitem__):
+                    outcome = task.result()
+                    if outcome.status is JobStatus.RUNNING:
+                        raise TimeoutError(f"jobs still running after {timeout} s")
+                    yield JobId(format_job_id(waits[task])), outcome
+        finally:
+            for task in pending:
+                task.cancel()
 
     def num_jobs(self) -> int:
         """How many accepted jobs are unfinished (queued or running)."""
