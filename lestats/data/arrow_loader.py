@@ -11,9 +11,12 @@ same groups in the same order, the same values in the same order, the same `rows
   (empty file, missing columns). pyarrow then reads the data rows, skipping that header line,
   by position (columns named `c0`, `c1`, ...), so stray spaces, duplicate names and the course
   copy's unnamed index column count exactly as in the csv path.
-- Only the 8 columns used are converted, all as strings, empty cells kept as `""` (no null
-  values, so `NA` or `null` stay text); the 7 key columns as dictionaries (each distinct state
-  or question stored once), which keeps the peak memory low. Rows of the wrong width are
+- Only the columns used are converted: the text columns (the group key's and the row table's)
+  as dictionaries (each distinct state or question stored once), which keeps the peak memory
+  low, and `Data_Value` as a string, empty cells kept as `""` (no null values, so `NA` or
+  `null` stay text); the interval and sample size columns as numbers when every cell is one
+  (see `_read_rows`). While loading, pyarrow allocates with malloc (`_system_allocator`), so
+  that what is freed leaves the process. Rows of the wrong width are
   counted as malformed by an invalid-row handler; empty lines are ignored, as by the csv path.
   Quoted newlines are parsed (`newlines_in_values`: its cost on 1M rows is within the noise).
   pyarrow's tokeniser agrees with the csv module's default dialect on quotes inside unquoted
