@@ -142,11 +142,20 @@ class Dataset:
         rows_read: int,
         rows_skipped: int,
         table: EstimateTable,
+        plain_arrays: bool = False,
     ) -> Dataset:
-        """Build from unparsed values by group; values that are not finite numbers are skipped."""
+        """Build from unparsed values by group; values that are not finite numbers are skipped.
+
+        With `plain_arrays`, the `array('d')` groups hold only parsed plain decimals (the arrow
+        path's): finite and far below `MAX_MAGNITUDE`, they are kept without a check (~0.1 s
+        for 1M rows).
+        """
         groups: dict[GroupKey, array[float]] = {}
         skipped = rows_skipped
         for key, values in raw.items():
+            if plain_arrays and isinstance(values, array):
+                groups[key] = values
+                continue
             numbers = _finite_numbers(values)
             skipped += len(values) - len(numbers)
             groups[key] = numbers

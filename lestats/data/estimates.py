@@ -85,6 +85,11 @@ class _Cells:
         table = self.table
         keys, locations, suppressed = table.keys, self.shape.locations, table.suppressed
         starts = self.starts(stratum, year)
+        if len(starts) == 1:  # the usual case: one slice, most often one row per location
+            span = table.span(starts[0], starts[0] + locations)
+            codes = [key - starts[0] for key in keys[span.start : span.stop]]
+            if len(set(codes)) == len(codes):
+                return dict(zip(codes, span, strict=True))
         for start in starts:
             for row in table.span(start, start + locations):
                 code = keys[row] - start
@@ -229,7 +234,8 @@ def ranking(dataset: Dataset, query: Query) -> Result:
     catalog, table = dataset.catalog, dataset.table
     cells = _Cells(dataset, question)
     best = cells.best_by_location(stratum, year) if isinstance(year, int) else {}
-    value, suppressed = table.value, table.suppressed
+    value, withheld, footnote_codes = table.value, table.withheld, table.footnote_codes
+    isnan = math.isnan
     way = direction(catalog.questions[question]) if question in catalog.questions else None
     sign = 1.0 if way == "min" else -1.0
     reference = None
@@ -237,14 +243,17 @@ def ranking(dataset: Dataset, query: Query) -> Result:
     no_data: list[Result] = []
     for abbr, name, kind, codes in catalog.places:
         row = best.get(codes[0]) if len(codes) == 1 else cells.best_of(best, codes)
-        if row is None or suppressed(row):
-            if kind != "national":
-                reason = NO_DATA if row is None else SUPPRESSED
-                no_data.append({"location": abbr, "name": name, "reason": reason})
-        elif kind != "national":
-            numbered.append((sign * value[row], abbr, name, row))
-        elif reference is None:
-            reference = _located(table, abbr, name, row)
+        if row is not None:
+            number = value[row]
+            if not (isnan(number) or withheld[footnote_codes[row]]):  # not suppressed
+                if kind != "national":
+                    numbered.append((sign * number, abbr, name, row))
+                elif reference is None:
+                    reference = _located(table, abbr, name, row)
+                continue
+        if kind != "national":
+            reason = NO_DATA if row is None else SUPPRESSED
+            no_data.append({"location": abbr, "name": name, "reason": reason})
     numbered.sort()
     return {
         "year": year,
@@ -270,45 +279,50 @@ def _located(table: EstimateTable, abbr: str, name: str, row: int) -> Result:
 def _ranked(table: EstimateTable, numbered: list[tuple[float, str, str, int]]) -> list[Result]:
     """Competition ranks (1, 2, 2, 4) and whether each CI overlaps its neighbours'.
 
-    The overlap is null when either has no interval, false at the ends.
+    The overlap is null when either has no interval, false at the ends. One plain loop with
+    as few calls as can be (NaN tests by `!=`, max and min by comparisons): this runs for
+    every ranking job, ~50 rows each, within a budget of 100 us with the JSON encoding (which
+    alone takes ~65 us of it).
     """
     value, low, high, size = table.value, table.low, table.high, table.sample_size
-    isnan = math.isnan
     result: list[Result] = []
-    previous: Result | None = None
+    append = result.append
+    previous: Result = {}
+    previous_value = math.nan
+    previous_low: float | None = None
+    previous_high: float | None = None
+    rank = 0
+    overlaps: bool | None = False
     for position, (_, abbr, name, row) in enumerate(numbered, start=1):
-        low_ci, high_ci = low[row], high[row]
-        lo = None if isnan(low_ci) else low_ci  # NaN: no interval
-        hi = None if isnan(high_ci) else high_ci
-        overlaps: bool | None
-        if previous is None:
-            rank, overlaps = position, False
-        else:
-            rank = previous["rank"] if previous["value"] == value[row] else position
-            overlaps = _overlap(previous["low"], previous["high"], lo, hi)
+        number, low_ci, high_ci, count = value[row], low[row], high[row], size[row]
+        lo = None if low_ci != low_ci else low_ci  # noqa: PLR0124 - NaN (no interval), no call
+        hi = None if high_ci != high_ci else high_ci  # noqa: PLR0124
+        if position > 1:
+            if number != previous_value:
+                rank = position
+            if lo is None or hi is None or previous_low is None or previous_high is None:
+                overlaps = None
+            else:  # max(lows) <= min(highs), without the calls
+                top = previous_low if previous_low > lo else lo  # noqa: FURB136
+                bottom = previous_high if previous_high < hi else hi  # noqa: FURB136
+                overlaps = top <= bottom
             previous["overlaps_next"] = overlaps
+        else:
+            rank = 1
         previous = {
             "rank": rank,
             "location": abbr,
             "name": name,
-            "value": value[row],
+            "value": number,
             "low": lo,
             "high": hi,
-            "sample_size": _size(size[row]),
+            "sample_size": int(count) if count.is_integer() else _size(count),
             "overlaps_previous": overlaps,
             "overlaps_next": False,
         }
-        result.append(previous)
+        append(previous)
+        previous_value, previous_low, previous_high = number, lo, hi
     return result
-
-
-def _overlap(
-    low_a: float | None, high_a: float | None, low_b: float | None, high_b: float | None
-) -> bool | None:
-    """Whether two 95 % CIs touch; None when either has no interval."""
-    if low_a is None or high_a is None or low_b is None or high_b is None:
-        return None
-    return max(low_a, low_b) <= min(high_a, high_b)
 
 
 def compare(dataset: Dataset, query: Query) -> Result:

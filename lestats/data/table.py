@@ -24,8 +24,8 @@ import math
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
-from itertools import groupby
-from operator import itemgetter
+from itertools import compress, islice, repeat
+from operator import eq, floordiv, itemgetter, mod, or_
 from typing import TYPE_CHECKING
 
 from lestats import jsonio
@@ -67,6 +67,9 @@ TERRITORIES = frozenset({"AS", "GU", "MP", "PR", "VI"})
 
 NUMBER_MEMO = 1 << 16
 """Distinct number texts whose parse the csv path remembers (values repeat: `29.6`, `""`)."""
+
+TIE_BATCH = 1 << 16
+"""Rows of equal place the csv path orders by their numbers at a time (memory, not speed)."""
 
 _SORT_KEY_INFINITY = math.inf
 
@@ -192,7 +195,6 @@ class EstimateTable:
 
     __slots__ = (
         "_fingerprint",
-        "_withheld",
         "footnote_codes",
         "footnotes",
         "high",
@@ -202,8 +204,10 @@ class EstimateTable:
         "periods",
         "questions",
         "sample_size",
+        "shape",
         "strata",
         "value",
+        "withheld",
     )
 
     def __init__(
@@ -219,7 +223,12 @@ class EstimateTable:
         self.strata: tuple[Stratum, ...] = tuple(map(_stratum, words["stratum"]))
         self.periods: tuple[Period, ...] = tuple(map(_period, words["period"]))
         self.footnotes: tuple[Footnote, ...] = tuple(map(_footnote, words["footnote"]))
-        self._withheld = tuple(f.symbol.strip() == SUPPRESSED_SYMBOL for f in self.footnotes)
+        self.withheld: tuple[bool, ...] = tuple(
+            f.symbol.strip() == SUPPRESSED_SYMBOL for f in self.footnotes
+        )
+        """Per footnote code: whether the CDC withheld the value (see `suppressed`)."""
+        self.shape = Shape(len(self.strata), len(self.periods), len(self.locations))
+        """How keys pack the four codes."""
         self.keys = keys
         self.footnote_codes = footnote_codes
         self.value, self.low, self.high, self.sample_size = numbers
@@ -227,40 +236,45 @@ class EstimateTable:
 
     @classmethod
     def build(cls, raw: RawColumns) -> EstimateTable:
-        """Sort and pack rows given in file order (the csv path; the arrow path sorts in C++)."""
+        """Sort and pack rows given in file order (the csv path; the arrow path sorts in C++).
+
+        Each row's place is one integer, its key times the footnote count plus its footnote
+        code, so that the sort compares plain integers; rows of equal place (duplicates, none
+        in the CDC file) are then ordered by their numbers.
+        """
         words: dict[str, list[tuple[str, ...]]] = {}
-        codes: dict[str, list[int]] = {}
+        codes: dict[str, Iterator[int]] = {}
         for entity in ENTITIES:
             words[entity], remap = canonical_order(raw.words[entity])
-            codes[entity] = list(map(remap.__getitem__, raw.codes[entity]))
+            codes[entity] = map(remap.__getitem__, raw.codes[entity])
         shape = Shape.of(words)
-        packed = list(
-            map(
-                shape.pack,
+        footnote_count = len(words["footnote"])
+        strata, periods, locations = shape.strata, shape.periods, shape.locations
+        places = [
+            (((question * strata + stratum) * periods + period) * locations + location)
+            * footnote_count
+            + footnote
+            for question, stratum, period, location, footnote in zip(
                 codes["question"],
                 codes["stratum"],
                 codes["period"],
                 codes["location"],
+                codes["footnote"],
+                strict=True,
             )
-        )
-        footnotes = codes["footnote"]
-        value, low, high, size = raw.numbers
-        order = sorted(range(len(packed)), key=lambda i: (packed[i], footnotes[i]))
-        order = _sort_ties(order, packed, footnotes, raw.numbers)
-        keys = array("q", map(packed.__getitem__, order))
+        ]
+        order = sorted(range(len(places)), key=places.__getitem__)
+        _sort_ties(order, places, raw.numbers)
+        ordered = list(map(places.__getitem__, order))
+        del places
         return cls(
             words,
-            keys,
-            array(_code_type(len(words["footnote"])), map(footnotes.__getitem__, order)),
-            [array("d", map(column.__getitem__, order)) for column in (value, low, high, size)],
+            array("q", map(floordiv, ordered, repeat(footnote_count))),
+            array(_code_type(footnote_count), map(mod, ordered, repeat(footnote_count))),
+            [array("d", map(column.__getitem__, order)) for column in raw.numbers],
         )
 
     # --- shape and lookups -----------------------------------------------------------------------
-
-    @property
-    def shape(self) -> Shape:
-        """How keys pack the four codes."""
-        return Shape(len(self.strata), len(self.periods), len(self.locations))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -281,7 +295,7 @@ class EstimateTable:
 
     def suppressed(self, row: int) -> bool:
         """Whether the CDC withheld the row's value (footnote `~`), or it has no number."""
-        return self._withheld[self.footnote_codes[row]] or math.isnan(self.value[row])
+        return self.withheld[self.footnote_codes[row]] or math.isnan(self.value[row])
 
     def rows_with(self, question: int) -> Iterator[int]:
         """Every row of the question code, in table order."""
@@ -348,22 +362,46 @@ class Shape:
         return question, stratum, period, location
 
 
-def number_sort_key(number: float) -> float:
-    """A float's place in the canonical order: NaN after every number (as pyarrow sorts)."""
-    return _SORT_KEY_INFINITY if math.isnan(number) else number
+def _sort_ties(order: list[int], places: list[int], numbers: Sequence[array[float]]) -> None:
+    """Order rows of equal place by their numbers, in place: `order` is sorted by place.
+
+    Only the rows of a run of equal places are looked at (most of the 1M-row demo file's, none
+    of the CDC file's), with their sort keys built by `map` and `zip`, not a call per row, a
+    batch of whole runs at a time (the keys of 800,000 rows at once would take ~150 MB).
+    """
+    ordered = list(map(places.__getitem__, order))
+    same = list(map(eq, ordered, islice(ordered, 1, None)))
+    del ordered
+    if True not in same:
+        return
+    in_run = list(map(or_, [False, *same], [*same, False]))
+    del same
+    positions = list(compress(range(len(order)), in_run))
+    del in_run
+    start, total = 0, len(positions)
+    while start < total:
+        end = min(start + TIE_BATCH, total)
+        while end < total and places[order[positions[end]]] == places[order[positions[end - 1]]]:
+            end += 1  # a run ends in its batch
+        batch = positions[start:end]
+        rows = list(map(order.__getitem__, batch))
+        sort_keys = zip(
+            map(places.__getitem__, rows),
+            *(_sort_keys(list(map(column.__getitem__, rows))) for column in numbers),
+            rows,
+            strict=True,
+        )
+        for position, (*_, row) in zip(batch, sorted(sort_keys), strict=True):
+            order[position] = row
+        start = end
 
 
-def _sort_ties(
-    order: list[int], packed: list[int], footnotes: list[int], numbers: Sequence[array[float]]
-) -> list[int]:
-    """Order rows of equal (key, footnote) by their numbers: duplicates of a cell are rare."""
-    result: list[int] = []
-    for _, run in groupby(order, key=lambda i: (packed[i], footnotes[i])):
-        rows = list(run)
-        if len(rows) > 1:
-            rows.sort(key=lambda i: tuple(number_sort_key(column[i]) for column in numbers))
-        result.extend(rows)
-    return result
+def _sort_keys(numbers: list[float]) -> list[float]:
+    """Each number's place in the canonical order: NaN after every number (as pyarrow sorts)."""
+    if not any(map(math.isnan, numbers)):
+        return numbers
+    isnan, infinity = math.isnan, _SORT_KEY_INFINITY
+    return [infinity if isnan(number) else number for number in numbers]
 
 
 class RowCollector:
@@ -388,7 +426,7 @@ class RowCollector:
         self._number_columns = tuple(
             zip([indexes[name] for name in NUMBER_COLUMNS], self._numbers, strict=True)
         )
-        self._memo: dict[str, float] = {}
+        self._memo = _NumberMemo()
 
     def add(self, row: Sequence[str]) -> None:
         """Keep one row (already checked to be of the header's width)."""
@@ -396,13 +434,7 @@ class RowCollector:
             codes.append(seen.setdefault(getter(row), len(seen)))
         memo = self._memo
         for index, numbers in self._number_columns:
-            text = row[index]
-            number = memo.get(text)
-            if number is None:
-                number = number_or_nan(text)
-                if len(memo) < NUMBER_MEMO:
-                    memo[text] = number
-            numbers.append(number)
+            numbers.append(memo[row[index]])
 
     def columns(self) -> RawColumns:
         """Everything kept so far."""
@@ -411,6 +443,19 @@ class RowCollector:
             codes={e: codes for e, (_, _, codes) in zip(ENTITIES, self._entities, strict=True)},
             numbers=self._numbers,
         )
+
+
+class _NumberMemo(dict[str, float]):
+    """`number_or_nan` of the texts seen, the first `NUMBER_MEMO` of them remembered.
+
+    A lookup that hits (most: values repeat) costs no Python call.
+    """
+
+    def __missing__(self, text: str) -> float:
+        number = number_or_nan(text)
+        if len(self) < NUMBER_MEMO:
+            self[text] = number
+        return number
 
 
 def _cells_getter(indexes: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
