@@ -113,6 +113,10 @@ Plugin = Statistic | Callable[["Registry"], None]
 adds rows to the registry it is given."""
 
 
+_Allowed = tuple["Dataset", "Sequence[str | int]", frozenset[str | int]]
+"""A parameter's allowed values in one dataset: the dataset, the values, the same as a set."""
+
+
 class Registry:
     """The table of statistics and the questions' directions. See the module docstring.
 
@@ -124,6 +128,7 @@ class Registry:
         self._statistics: dict[str, Statistic] = {}
         self._directions: dict[str, Direction] = {}
         self._frozen = False
+        self._allowed: dict[Parameter, _Allowed] = {}
 
     # --- configuring ------------------------------------------------------------------------------
 
@@ -311,14 +316,32 @@ class Registry:
             return parameter.default
         typed = _typed(parameter, value)
         if parameter.choices is not None:
-            allowed = parameter.choices(self, dataset)
+            allowed, members_allowed = self._choices(parameter, dataset)
             members = typed if isinstance(typed, tuple) else (typed,)
             for member in members:
-                if member not in allowed:
+                if member not in members_allowed:
                     raise InvalidQuery(f"unknown {name} {member!r}", tuple(map(str, allowed)))
         if parameter.check is not None:
             typed = parameter.check(self, dataset, typed)
         return typed
+
+    def _choices(
+        self, parameter: Parameter, dataset: Dataset
+    ) -> tuple[Sequence[str | int], frozenset[str | int]]:
+        """A parameter's allowed values in the dataset, and the same as a set to test members.
+
+        Every job's validation asks this: once the registry is frozen (the dataset never
+        changes), it is computed once per parameter and dataset instead of once per job.
+        """
+        cached = self._allowed.get(parameter)
+        if cached is not None and cached[0] is dataset:
+            return cached[1], cached[2]
+        assert parameter.choices is not None  # noqa: S101 - only parameters with choices come here
+        allowed = parameter.choices(self, dataset)
+        members = frozenset(allowed)
+        if self._frozen:
+            self._allowed[parameter] = (dataset, allowed, members)
+        return allowed, members
 
     def run(self, dataset: Dataset, query: Query) -> object:
         """Compute `query`: the Workers' runner.

@@ -7,6 +7,7 @@ request body (bounded in size and in time), and refuses requests sent by other w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -97,8 +98,10 @@ async def _read_body(request: web.Request) -> bytes:
         reason = f"Content-Encoding {encoding[:40]!r} is not supported"
         raise _BodyRefused(error_response(415, reason, allowed=CONTENT_ENCODINGS), reason)
     seconds = request.app[BODY_TIMEOUT]
+    # A body already all here (the usual small JSON) has nothing to wait for: no timer for it.
+    deadline = contextlib.nullcontext() if request.content.is_eof() else asyncio.timeout(seconds)
     try:
-        async with asyncio.timeout(seconds):
+        async with deadline:
             return await request.read()
     except web.HTTPException as exc:
         raise _BodyRefused(error_for(exc), exc.reason) from None

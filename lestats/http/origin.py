@@ -23,6 +23,7 @@ loopback IP address).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import TYPE_CHECKING
 
@@ -79,12 +80,26 @@ def _rebound(request: web.BaseRequest) -> bool:
     """Whether a request that came to a loopback address names another host (DNS rebinding)."""
     transport = request.transport
     local = transport.get_extra_info("sockname") if transport is not None else None
-    if not isinstance(local, tuple) or not _is_loopback(str(local[0])):
+    if not isinstance(local, tuple):
         return False
-    if "Host" not in request.headers:
+    host = request.headers.get("Host")
+    if host is None:
         return False  # HTTP/1.0 without Host: not a browser
+    return _names_another_host(str(local[0]), host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_another_host(local: str, host: str) -> bool:
+    """The verdict for a listening address and a `Host` header: every request asks it.
+
+    Parsing both costs more than the rest of the check; clients send the same few Host values
+    again and again, so the answers are kept (a bounded number: a client sending ever new
+    names only evicts old answers).
+    """
+    if not _is_loopback(local):
+        return False
     try:
-        name = URL.build(scheme="http", authority=request.host).host or ""
+        name = URL.build(scheme="http", authority=host).host or ""
     except (ValueError, TypeError):
         return True
     return not (_is_loopback(name) or name == "localhost" or name.endswith(".localhost"))
