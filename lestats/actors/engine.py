@@ -13,16 +13,16 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 import pykka
 
-from lestats import jsonio
 from lestats import messages as m
 from lestats.actors import handles, lifetime
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.claims import JobClaims
 from lestats.actors.dispatcher import Dispatcher
+from lestats.actors.facade import JobsFacade
 from lestats.actors.handles import Job
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.actors.result_store import ResultStore
@@ -32,18 +32,13 @@ from lestats.data.query import Query
 from lestats.data.statistics import default_registry
 from lestats.errors import (
     InvalidQuery,
-    JobFailed,
     LeStatsError,
     PartlyAccepted,
     ShuttingDown,
 )
 from lestats.metrics_stats import JobStats
 from lestats.results import (
-    CategoryMeans,
-    GlobalMean,
     JobId,
-    StateCategoryMeans,
-    StateMeans,
 )
 from lestats.stores.base import NO_RETENTION_LIMIT, Retention
 from lestats.stores.files import DEFAULT_CACHE_BYTES, FileStore
@@ -54,9 +49,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from lestats.data.dataset import Dataset
-    from lestats.data.query import ParamValue
     from lestats.data.registry import Registry
-    from lestats.data.statistics import OneStateStatistic, RankingStatistic
     from lestats.stores.base import JobStore
 
 
@@ -80,7 +73,7 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-class Engine:
+class Engine(JobsFacade):
     """A Dispatcher, N Workers and a ResultStore over one Dataset and one job store.
 
     Use it as a context manager (`with Engine(dataset) as engine:`), or call `start` and
@@ -329,80 +322,18 @@ class Engine:
             kind, {k: v for k, v in given.items() if v is not None}, self.dataset
         )
 
-    @overload
-    def submit(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
-    @overload
-    def submit(self, kind: OneStateStatistic, question: str, state: str) -> JobId[StateMeans]: ...
-    @overload
-    def submit(self, kind: Literal["global_mean"], question: str) -> JobId[GlobalMean]: ...
-    @overload
-    def submit(self, kind: Literal["mean_by_category"], question: str) -> JobId[CategoryMeans]: ...
-    @overload
-    def submit(
-        self, kind: Literal["state_mean_by_category"], question: str, state: str
-    ) -> JobId[StateCategoryMeans]: ...
-    @overload
-    def submit(self, kind: Query) -> JobId[object]: ...
-    @overload
-    def submit(
-        self,
-        kind: str,
-        *,
-        question: str | None = None,
-        state: str | None = None,
-        **params: ParamValue | list[str] | list[int],
-    ) -> JobId[object]: ...
-    def submit(
-        self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> JobId[object]:
-        """Accept a job and return its id (`job_id_N`) once it is journaled.
+    def _submit(
+        self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
+    ) -> str:
+        return format_job_id(
+            self._call(self._dispatcher, self._submission(kind, question, state, params))
+        )
 
-        `kind` is a statistic's name with its arguments (a course statistic takes `question`
-        and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
-        or a `Query` made by `query`. The id is a `str`; for type checkers it also tells the
-        type of the job's data (`result` returns it).
-
-        Raises:
-            InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
-        """
+    async def _submit_async(
+        self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
+    ) -> str:
         message = self._submission(kind, question, state, params)
-        return JobId(format_job_id(self._call(self._dispatcher, message)))
-
-    @overload
-    async def submit_async(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
-    @overload
-    async def submit_async(
-        self, kind: OneStateStatistic, question: str, state: str
-    ) -> JobId[StateMeans]: ...
-    @overload
-    async def submit_async(
-        self, kind: Literal["global_mean"], question: str
-    ) -> JobId[GlobalMean]: ...
-    @overload
-    async def submit_async(
-        self, kind: Literal["mean_by_category"], question: str
-    ) -> JobId[CategoryMeans]: ...
-    @overload
-    async def submit_async(
-        self, kind: Literal["state_mean_by_category"], question: str, state: str
-    ) -> JobId[StateCategoryMeans]: ...
-    @overload
-    async def submit_async(self, kind: Query) -> JobId[object]: ...
-    @overload
-    async def submit_async(
-        self,
-        kind: str,
-        *,
-        question: str | None = None,
-        state: str | None = None,
-        **params: ParamValue | list[str] | list[int],
-    ) -> JobId[object]: ...
-    async def submit_async(
-        self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> JobId[object]:
-        """`submit` without blocking the event loop."""
-        message = self._submission(kind, question, state, params)
-        return JobId(format_job_id(await self._call_async(self._dispatcher, message)))
+        return format_job_id(await self._call_async(self._dispatcher, message))
 
     def submit_many(self, queries: Iterable[Query]) -> list[JobId[object]]:
         """Accept many jobs at once (queries made by `query`); their ids, in the same order.
@@ -500,14 +431,6 @@ class Engine:
             return finished
         return await self._call_async(self._store, m.GetOutcome(number))
 
-    def status(self, job_id: str | int) -> JobStatus:
-        """The job's status now."""
-        return self.outcome(job_id).status
-
-    async def status_async(self, job_id: str | int) -> JobStatus:
-        """`status` without blocking the event loop."""
-        return (await self.outcome_async(job_id)).status
-
     def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """The outcome once the job is no longer running, or RUNNING after `timeout` seconds."""
         message = m.WatchJob(parse_job_id(job_id))
@@ -537,27 +460,6 @@ class Engine:
             except asyncio.CancelledError:
                 self._unwatch(message)
                 raise
-
-    @overload
-    def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
-    @overload
-    def result(self, job_id: str | int, timeout: float | None = None) -> object: ...
-    def result(self, job_id: str | int, timeout: float | None = None) -> object:
-        """Wait for the job and return its data (decoded JSON; typed by a `JobId`).
-
-        Raises:
-            JobFailed: the job ended in error.
-            TimeoutError: still running after `timeout` seconds.
-        """
-        return _data(format_job_id(parse_job_id(job_id)), self.wait(job_id, timeout))
-
-    @overload
-    async def result_async(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
-    @overload
-    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object: ...
-    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object:
-        """`result` without blocking the event loop."""
-        return _data(format_job_id(parse_job_id(job_id)), await self.wait_async(job_id, timeout))
 
     def jobs(self, after: int = 0, limit: int | None = None) -> list[tuple[str, JobStatus]]:
         """Issued job ids above `after` (all by default) with their statuses, in id order.
@@ -813,11 +715,3 @@ def _ids_or_refusal(numbers: list[int | LeStatsError]) -> list[JobId[object]]:
     if accepted:
         raise PartlyAccepted(tuple(accepted), refusals[0])
     raise refusals[0]
-
-
-def _data(job_id: str, outcome: JobOutcome) -> object:
-    if outcome.status is JobStatus.DONE:
-        return jsonio.loads(outcome.result or b"null")
-    if outcome.status is JobStatus.ERROR:
-        raise JobFailed(job_id, outcome.reason or "unknown error")
-    raise TimeoutError(f"{job_id} is still running")

@@ -23,7 +23,6 @@ from lestats.data.query import Query
 from lestats.data.statistics import COURSE_STATISTICS
 from lestats.errors import (
     InvalidQuery,
-    JobFailed,
     LeStatsError,
     Overloaded,
     ShuttingDown,
@@ -162,15 +161,6 @@ def outcome_of(answer: Answer, job_id: int) -> JobOutcome:
     if status is JobStatus.ERROR:
         return JobOutcome(status, reason=str(body.get("reason", "")))
     return JobOutcome(status)
-
-
-def data_of(job_id: str, outcome: JobOutcome) -> object:
-    """A finished job's data; `JobFailed` for an error; `TimeoutError` while it runs."""
-    if outcome.status is JobStatus.DONE:
-        return jsonio.loads(outcome.result or b"null")
-    if outcome.status is JobStatus.ERROR:
-        raise JobFailed(job_id, outcome.reason or "unknown error")
-    raise TimeoutError(f"{job_id} is still running")
 
 
 # --- plans -----------------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import asyncio
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 from urllib.parse import urlsplit
 
 from lestats.actors.engine import LIST_PAGE
+from lestats.actors.facade import JobsFacade
 from lestats.actors.handles import Job
 from lestats.actors.jobs import JobStatus, format_job_id, parse_job_id
 from lestats.client import protocol
@@ -29,15 +30,20 @@ from lestats.errors import LeStatsError, PartlyAccepted
 from lestats.results import JobId
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
+    from collections.abc import (
+        AsyncGenerator,
+        AsyncIterator,
+        Generator,
+        Iterable,
+        Iterator,
+        Mapping,
+    )
     from types import TracebackType
 
     from lestats.actors.engine import Engine
     from lestats.actors.jobs import JobOutcome
     from lestats.client.protocol import Answer, Request
-    from lestats.data.query import ParamValue, Query
-    from lestats.data.statistics import OneStateStatistic, RankingStatistic
-    from lestats.results import CategoryMeans, GlobalMean, StateCategoryMeans, StateMeans
+    from lestats.data.query import Query
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,7 +53,7 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds any answer may take (a long-poll gets its `wait` on top)."""
 
 
-class Client:
+class Client(JobsFacade):
     """The HTTP API of a Le Stats Sportif server, with the methods of `Engine`.
 
     Thread-safe: threads share kept-alive connections. The `_async` methods may be awaited from
@@ -177,78 +183,15 @@ class Client:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    @overload
-    def submit(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
-    @overload
-    def submit(self, kind: OneStateStatistic, question: str, state: str) -> JobId[StateMeans]: ...
-    @overload
-    def submit(self, kind: Literal["global_mean"], question: str) -> JobId[GlobalMean]: ...
-    @overload
-    def submit(self, kind: Literal["mean_by_category"], question: str) -> JobId[CategoryMeans]: ...
-    @overload
-    def submit(
-        self, kind: Literal["state_mean_by_category"], question: str, state: str
-    ) -> JobId[StateCategoryMeans]: ...
-    @overload
-    def submit(self, kind: Query) -> JobId[object]: ...
-    @overload
-    def submit(
-        self,
-        kind: str,
-        *,
-        question: str | None = None,
-        state: str | None = None,
-        **params: ParamValue | list[str] | list[int],
-    ) -> JobId[object]: ...
-    def submit(
-        self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> JobId[object]:
-        """Submit a job; its id (`job_id_N`) once the server accepted (journaled) it.
+    def _submit(
+        self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
+    ) -> str:
+        return self._run(protocol.submit(kind, question, state, **params))
 
-        `kind` is a statistic's name with its arguments (a course statistic takes `question`
-        and, for the `state_*` ones, `state`, positionally; any other statistic takes keywords),
-        or a `Query` made by `query`. The id is a `str`; for type checkers it also tells the
-        type of the job's data (`result` returns it).
-
-        Raises:
-            InvalidQuery, Overloaded, ShuttingDown, StorageError: nothing was accepted.
-        """
-        return JobId(self._run(protocol.submit(kind, question, state, **params)))
-
-    @overload
-    async def submit_async(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
-    @overload
-    async def submit_async(
-        self, kind: OneStateStatistic, question: str, state: str
-    ) -> JobId[StateMeans]: ...
-    @overload
-    async def submit_async(
-        self, kind: Literal["global_mean"], question: str
-    ) -> JobId[GlobalMean]: ...
-    @overload
-    async def submit_async(
-        self, kind: Literal["mean_by_category"], question: str
-    ) -> JobId[CategoryMeans]: ...
-    @overload
-    async def submit_async(
-        self, kind: Literal["state_mean_by_category"], question: str, state: str
-    ) -> JobId[StateCategoryMeans]: ...
-    @overload
-    async def submit_async(self, kind: Query) -> JobId[object]: ...
-    @overload
-    async def submit_async(
-        self,
-        kind: str,
-        *,
-        question: str | None = None,
-        state: str | None = None,
-        **params: ParamValue | list[str] | list[int],
-    ) -> JobId[object]: ...
-    async def submit_async(
-        self, kind: str | Query, question: object = None, state: object = None, **params: object
-    ) -> JobId[object]:
-        """`submit` without blocking the event loop."""
-        return JobId(await self._run_async(protocol.submit(kind, question, state, **params)))
+    async def _submit_async(
+        self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
+    ) -> str:
+        return await self._run_async(protocol.submit(kind, question, state, **params))
 
     def outcome(self, job_id: str | int) -> JobOutcome:
         """The job's status now, with its JSON result or error reason.
@@ -262,14 +205,6 @@ class Client:
         """`outcome` without blocking the event loop."""
         return await self._run_async(protocol.outcome(job_id))
 
-    def status(self, job_id: str | int) -> JobStatus:
-        """The job's status now."""
-        return self.outcome(job_id).status
-
-    async def status_async(self, job_id: str | int) -> JobStatus:
-        """`status` without blocking the event loop."""
-        return (await self.outcome_async(job_id)).status
-
     def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """The outcome once the job is no longer running, or RUNNING after `timeout` seconds."""
         return self._run(protocol.wait(job_id, timeout))
@@ -277,27 +212,6 @@ class Client:
     async def wait_async(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """`wait` without blocking the event loop."""
         return await self._run_async(protocol.wait(job_id, timeout))
-
-    @overload
-    def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
-    @overload
-    def result(self, job_id: str | int, timeout: float | None = None) -> object: ...
-    def result(self, job_id: str | int, timeout: float | None = None) -> object:
-        """Wait for the job and return its data (decoded JSON; typed by a `JobId`).
-
-        Raises:
-            JobFailed: the job ended in error.
-            TimeoutError: still running after `timeout` seconds.
-        """
-        return protocol.data_of(_name(job_id), self.wait(job_id, timeout))
-
-    @overload
-    async def result_async(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
-    @overload
-    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object: ...
-    async def result_async(self, job_id: str | int, timeout: float | None = None) -> object:
-        """`result` without blocking the event loop."""
-        return protocol.data_of(_name(job_id), await self.wait_async(job_id, timeout))
 
     def jobs(self, after: int = 0, limit: int | None = None) -> list[tuple[str, JobStatus]]:
         """Issued job ids above `after` (all by default) with their statuses, in id order.
@@ -509,7 +423,3 @@ class Client:
         return protocol.Request(
             request.method, self._prefix + request.path, request.body, request.wait
         )
-
-
-def _name(job_id: str | int) -> str:
-    return format_job_id(parse_job_id(job_id))

@@ -31,7 +31,16 @@ from lestats.stores.journal import Journal, JournalState
 from lestats.stores.lock import DirectoryLock
 from lestats.stores.oserrors import storage_error
 from lestats.stores.result_files import NotAResult, ResultFiles
-from lestats.stores.table import DONE, EXPIRED, FAILED, GONE, UNFINISHED, UNISSUED, JobTable
+from lestats.stores.table import (
+    DONE,
+    EXPIRED,
+    FAILED,
+    GONE,
+    UNFINISHED,
+    UNISSUED,
+    JobTable,
+    TableViews,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -56,7 +65,7 @@ order while each is at most this far above the previous one; the rest are strays
 issued one after another). With a whole journal, every file above its next id is a stray."""
 
 
-class FileStore:
+class FileStore(TableViews):
     """The journal, result files and lock of one `directory`. See the module docstring.
 
     `write` replaces `os.write` for every write to the journal and the result files (tests pass
@@ -212,22 +221,6 @@ class FileStore:
             return JobOutcome(JobStatus.ERROR, reason=f"cannot read the result: {exc.strerror}")
         outcome = self._table.outcome(job_id)
         return RUNNING if outcome is None else outcome
-
-    def statuses(self, after: int = 0, limit: int | None = None) -> list[tuple[int, JobStatus]]:
-        """Issued, not forgotten ids above `after`, in order, with their statuses."""
-        return self._table.statuses(after, limit)
-
-    def last_id(self) -> int:
-        """The highest id issued so far."""
-        return self._table.next_id - 1
-
-    def unfinished_count(self) -> int:
-        """How many accepted jobs are unfinished."""
-        return len(self._table.unfinished)
-
-    def take_over(self) -> tuple[tuple[int, Query], ...]:
-        """Nothing: one process owns the directory."""
-        return ()
 
     # --- retention -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from lestats.actors.jobs import JobOutcome, JobStatus
 from lestats.stores.base import Recovered
-from lestats.stores.table import DONE, FAILED, GONE, UNFINISHED, JobTable
+from lestats.stores.table import DONE, FAILED, GONE, UNFINISHED, JobTable, TableViews
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from lestats.stores.base import Retention
 
 
-class MemoryStore:
+class MemoryStore(TableViews):
     """Ids, statuses and results in dicts and a `JobTable`. Used by one thread (the owner's)."""
 
     def __init__(self) -> None:
@@ -60,22 +60,6 @@ class MemoryStore:
         if outcome is None:
             return JobOutcome(JobStatus.DONE, self._results[job_id])
         return outcome
-
-    def statuses(self, after: int = 0, limit: int | None = None) -> list[tuple[int, JobStatus]]:
-        """Issued, not forgotten ids above `after`, in order, with their statuses."""
-        return self._table.statuses(after, limit)
-
-    def last_id(self) -> int:
-        """The highest id issued so far."""
-        return self._table.next_id - 1
-
-    def unfinished_count(self) -> int:
-        """How many accepted jobs are unfinished."""
-        return len(self._table.unfinished)
-
-    def take_over(self) -> tuple[tuple[int, Query], ...]:
-        """Nothing: no other process shares this store."""
-        return ()
 
     def forget(self, job_id: int) -> bool:
         """Drop a finished job's result; it then answers `expired`."""

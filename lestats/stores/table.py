@@ -237,3 +237,28 @@ class JobTable:
             del self.codes[:head]
             del self.finished_at[:head]
             self.floor += head
+
+
+class TableViews:
+    """The reads a single-process store answers straight from its `JobTable` (files, memory).
+
+    One process owns such a store, so nobody else's jobs are ever there to take over.
+    """
+
+    _table: JobTable
+
+    def statuses(self, after: int = 0, limit: int | None = None) -> list[tuple[int, JobStatus]]:
+        """Issued, not forgotten ids above `after`, in order, with their statuses."""
+        return self._table.statuses(after, limit)
+
+    def last_id(self) -> int:
+        """The highest id issued so far."""
+        return self._table.next_id - 1
+
+    def unfinished_count(self) -> int:
+        """How many accepted jobs are unfinished."""
+        return len(self._table.unfinished)
+
+    def take_over(self) -> tuple[tuple[int, Query], ...]:
+        """Nothing: no other process shares this store."""
+        return ()
