@@ -10,8 +10,8 @@ from pathlib import Path
 class FaultyWrite:
     """`os.write` for a FileStore that fails on demand, told apart by the file a descriptor names.
 
-    - result files (`.job_id_N.json.tmp`) raise `results_error` (ENOSPC) while `results_full`
-      is set;
+    - result files (unnamed until linked, `#<inode> (deleted)`, or `.job_id_N.json.tmp`) raise
+      `results_error` (ENOSPC) while `results_full` is set;
     - the journal raises `journal_error` (EIO) while `journal_broken` is set; with
       `journal_torn` set instead, it first writes `torn_bytes` bytes of the line, then raises
       ENOSPC on the next call (the disk filled up in the middle of a line);
@@ -44,7 +44,7 @@ class FaultyWrite:
             if len(data) > 1:
                 return os.write(fd, bytes(data[: len(data) // 2]))
             raise OSError(28, "No space left on device")
-        if name.startswith(".job_id_") and self.results_full.is_set():
+        if name.startswith((".job_id_", "#")) and self.results_full.is_set():
             self.refused += 1
             raise self.results_error
         if self.short is not None:

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from store_faults import FaultyWrite
 
 from lestats.stores.result_files import NotAResult, ResultFiles
 
@@ -54,11 +55,63 @@ def test_a_symlink_is_not_followed(results_dir, tmp_path):
     with pytest.raises(NotAResult, match="symlink"):
         storage.load(1)
     assert not storage.valid(1)
-    # A symlink planted at the temporary name is not written through either.
+    # A symlink planted at the temporary name is not written through either (a save over a
+    # file already there goes through that name).
+    (results_dir / "job_id_2.json").write_bytes(b"[0]")
     (results_dir / ".job_id_2.json.tmp").symlink_to(secret)
     with pytest.raises(OSError, match="symbolic links"):
         storage.save(2, b"[2]")
     assert secret.read_bytes() == b'{"secret": 1}'
+
+
+def test_a_save_writes_an_unnamed_file_and_links_it_whole(results_dir, tmp_path):
+    storage = make(results_dir)
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(b'{"secret": 1}')
+    # The temporary name is never used: a symlink planted there is neither followed nor in the way.
+    (results_dir / ".job_id_3.json.tmp").symlink_to(secret)
+    storage.save(3, b"[3]")
+    assert (results_dir / "job_id_3.json").read_bytes() == b"[3]"
+    assert not (results_dir / "job_id_3.json").is_symlink()
+    assert secret.read_bytes() == b'{"secret": 1}'
+    assert (results_dir / ".job_id_3.json.tmp").is_symlink()
+    storage.close()
+
+
+def test_without_unnamed_files_saves_go_by_a_temporary_name(results_dir, monkeypatch, tmp_path):
+    storage = make(results_dir)
+    linked = []
+
+    def no_proc(source: str, target: str, **_: object) -> None:
+        linked.append(target)
+        raise FileNotFoundError(2, "No such file or directory", source)  # no /proc mounted
+
+    monkeypatch.setattr(os, "link", no_proc)
+    storage.save(1, b"[1]")
+    storage.save(2, b"[2]")
+    assert linked == ["job_id_1.json"]  # tried once, then by name only
+    assert storage.load(1) == b"[1]"
+    assert make(results_dir).load(2) == b"[2]"
+    assert sorted(p.name for p in results_dir.iterdir()) == ["job_id_1.json", "job_id_2.json"]
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(b"{}")
+    (results_dir / ".job_id_4.json.tmp").symlink_to(secret)
+    with pytest.raises(OSError, match="symbolic links"):
+        storage.save(4, b"[4]")
+
+
+def test_a_write_that_fails_leaves_nothing_behind(results_dir):
+    faults = FaultyWrite()
+    results_dir.mkdir()
+    storage = ResultFiles(results_dir, 1 << 20, faults)
+    faults.results_full.set()
+    with pytest.raises(OSError, match="No space left"):
+        storage.save(1, b"[1]")
+    assert list(results_dir.iterdir()) == []
+    faults.results_full.clear()
+    storage.save(1, b"[1]")
+    assert [p.name for p in results_dir.iterdir()] == ["job_id_1.json"]
+    storage.close()
 
 
 def test_a_file_that_is_not_json_is_not_a_result(results_dir):

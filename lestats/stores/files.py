@@ -157,6 +157,7 @@ class FileStore(TableViews):
             try:
                 self._journal.close()
             finally:
+                self._files.close()
                 self._lock.release()
 
     # --- jobs ------------------------------------------------------------------------------------
