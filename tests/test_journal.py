@@ -182,3 +182,20 @@ def test_close_is_idempotent_and_commit_without_file_is_a_no_op(path):
     journal.close()
     journal.close()
     assert not path.exists()
+
+
+def test_submitted_lines_are_those_of_submitted_byte_for_byte(monkeypatch):
+    lines = records.SubmittedLines()
+    queries = [
+        Query("best5", OBESITY),
+        Query("state_mean", OBESITY, "Ohio"),
+        Query("state_mean", MUSCLE, 'Zürich "quoted" \\ state'),
+        Query("by_year", OBESITY, None, (("year", 2015), ("states", ("Ohio", "Iowa")))),
+        Query("by_year", OBESITY, None, (("year", 2015.0),)),  # equal to the one above's year
+    ]
+    for job_id, query in enumerate(queries * 2, start=1):
+        assert lines.line(job_id, query) == records.submitted(job_id, query)
+        assert json.loads(lines.line(job_id, query)) == {"job": job_id, "query": query.to_json()}
+    monkeypatch.setattr(records, "ENCODED_QUERIES", 2)  # past the bound it starts afresh
+    for job_id, query in enumerate(queries * 3, start=100):
+        assert lines.line(job_id, query) == records.submitted(job_id, query)

@@ -409,3 +409,30 @@ def test_state_parameter_is_the_courses(tiny_dataset):
     assert STATE.required
     error = _invalid(default_registry(), "state_mean", {"question": OBESITY}, tiny_dataset)
     assert error.reason == "missing 'state' (required by state_mean)"
+
+
+def test_a_frozen_registry_validates_a_course_query_once_per_dataset(tiny_dataset, wider_dataset):
+    registry = default_registry()
+    registry.freeze()
+    state = TINY_STATES[0]
+    first = registry.validate("state_mean", {"question": OBESITY, "state": state}, tiny_dataset)
+    # Equal arguments in fresh strings (as every request body brings) give the same Query back.
+    again = registry.validate(
+        "state_mean", {"question": "".join(OBESITY), "state": "".join(state), "x": 1}, tiny_dataset
+    )
+    assert again is first
+    assert first == Query("state_mean", OBESITY, state)
+    # A statistic that does not take a state ignores it, as before.
+    assert registry.validate("best5", {"question": OBESITY, "state": 7}, tiny_dataset) == Query(
+        "best5", OBESITY
+    )
+    # What another dataset allows is checked against that dataset, not taken from the first.
+    assert registry.validate("global_mean", {"question": SLEEP}, wider_dataset)
+    with pytest.raises(InvalidQuery, match="unknown question"):
+        registry.validate("global_mean", {"question": SLEEP}, tiny_dataset)
+    with pytest.raises(InvalidQuery, match="unknown question"):
+        registry.validate("global_mean", {"question": SLEEP}, tiny_dataset)  # refused every time
+    with pytest.raises(InvalidQuery):
+        registry.validate("state_mean", {"question": OBESITY, "state": [state]}, tiny_dataset)
+    with pytest.raises(InvalidQuery, match="missing 'state'"):
+        registry.validate("state_mean", {"question": OBESITY}, tiny_dataset)

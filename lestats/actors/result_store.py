@@ -123,17 +123,18 @@ class ResultStore(RequestActor):
                 reply = getattr(message, "reply", None)
                 if reply is not None:
                     m.refuse(reply, StorageError("internal error in the result store"))
+        if not (self._held or self._finished or self._finished_since_expiry):
+            return
+        idle = self.actor_inbox.empty()  # asked once: it takes the inbox's lock
         if self._held and (
-            len(self._held) >= COMMIT_BATCH
-            or self.actor_inbox.empty()
+            idle
+            or len(self._held) >= COMMIT_BATCH
             or time.monotonic() - self._held_since >= COMMIT_DELAY
         ):
             self._release_held()
-        if self._finished and (len(self._finished) >= COMMIT_BATCH or self.actor_inbox.empty()):
+        if self._finished and (idle or len(self._finished) >= COMMIT_BATCH):
             self._publish_finished()
-        if self._finished_since_expiry and (
-            self._finished_since_expiry >= COMMIT_BATCH or self.actor_inbox.empty()
-        ):
+        if self._finished_since_expiry and (idle or self._finished_since_expiry >= COMMIT_BATCH):
             self._expire()
 
     def on_failure(self, *exc_info: object) -> None:

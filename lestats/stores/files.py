@@ -27,7 +27,7 @@ from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.errors import StorageError
 from lestats.stores import journal as records
 from lestats.stores.base import Recovered
-from lestats.stores.journal import Journal, JournalState
+from lestats.stores.journal import Journal, JournalState, SubmittedLines
 from lestats.stores.lock import DirectoryLock
 from lestats.stores.oserrors import storage_error
 from lestats.stores.result_files import NotAResult, ResultFiles
@@ -82,6 +82,7 @@ class FileStore(TableViews):
         self.directory = Path(directory)
         self._lock = DirectoryLock(self.directory)
         self._journal = Journal(self.directory / JOURNAL_NAME, write)
+        self._submitted = SubmittedLines()
         self._files = ResultFiles(self.directory, cache_bytes, write)
         self._table = JobTable()
         self._written: list[int] = []
@@ -166,7 +167,7 @@ class FileStore(TableViews):
         """Journal the job under the next id (not yet durable: see `commit_barrier`)."""
         job_id = self._table.next_id
         try:
-            self._journal.append(records.submitted(job_id, query))
+            self._journal.append(self._submitted.line(job_id, query))
         except OSError as exc:
             raise storage_error(exc, "journal not writable") from exc
         return self._table.issue(query)
@@ -295,7 +296,7 @@ class FileStore(TableViews):
             for job_id, query in (finished_in_sync or {}).items()
             if table.code(job_id) == DONE
         )
-        lines.extend(records.submitted(i, query) for i, query in sorted(unfinished.items()))
+        lines.extend(self._submitted.line(i, query) for i, query in sorted(unfinished.items()))
         lines.extend(records.failed(job_id, reason) for job_id, reason in table.reasons.items())
         expired = [list(run) for run in table.unlisted()]
         if expired:
