@@ -320,3 +320,47 @@ def test_a_cancelled_reply_cancels_its_awaitable(fresh_loop):
     run_queued(fresh_loop, inbox)
     assert waiter.cancelled()
     assert fresh_loop.errors == []
+
+
+# --- running marks -------------------------------------------------------------------------------
+
+
+def test_a_job_accepted_here_runs_until_its_finish_is_pushed(fresh_loop):
+    inbox = LoopInbox(fresh_loop)
+    outcomes = FinishedOutcomes(inbox, 1 << 20)
+    ok = JobOutcome(JobStatus.DONE, b"[1]")
+    outcomes.accepted(1)
+    assert outcomes.running(1)
+    assert not outcomes.running(2)  # never accepted here: the store is asked
+    in_thread(lambda: outcomes.push(((1, ok),)))
+    assert outcomes.running(1)  # not yet applied in the loop
+    run_queued(fresh_loop, inbox)
+    assert not outcomes.running(1)
+    assert outcomes.get(1) == ok
+
+
+def test_a_job_pushed_before_its_acceptance_is_not_marked_running(fresh_loop):
+    inbox = LoopInbox(fresh_loop)
+    outcomes = FinishedOutcomes(inbox, 1 << 20)
+    ok = JobOutcome(JobStatus.DONE, b"[1]")
+    big = JobOutcome(JobStatus.DONE, b"[" + b"0," * (1 << 20) + b"0]")  # too big to be copied
+    in_thread(lambda: outcomes.push(((1, ok), (2, big))))
+    run_queued(fresh_loop, inbox)
+    assert outcomes.get(2) is None
+    outcomes.accepted(1)
+    outcomes.accepted(2)
+    assert not outcomes.running(1)
+    assert not outcomes.running(2)
+
+
+def test_a_mark_is_trusted_for_a_while_only_and_stale_marks_are_swept(fresh_loop):
+    inbox = LoopInbox(fresh_loop)
+    outcomes = FinishedOutcomes(inbox, 1 << 20, trust=0.0)  # a finish never pushed: asked at once
+    outcomes.accepted(1)
+    assert not outcomes.running(1)
+    for job_id in range(2, 50_002):  # none of them ever pushed, none polled
+        outcomes.accepted(job_id)
+    assert len(outcomes._running) <= 2 * 1024
+    trusting = FinishedOutcomes(inbox, 1 << 20)
+    trusting.accepted(7)
+    assert trusting.running(7)
