@@ -433,19 +433,12 @@ class Engine(JobsFacade):
         `bridge.FinishedOutcomes`).
         """
         number = parse_job_id(job_id)
-        if self._store is not None and self._side().finished.running(number):
-            return RUNNING
-        return await self._stored_outcome_async(number)
-
-    async def _stored_outcome_async(self, number: int) -> JobOutcome:
-        """The outcome from the loop's copy of finished jobs, else from the ResultStore.
-
-        Never from a running mark: a caller that subscribed to finished jobs and then asks
-        here learns of every finish the ResultStore had handled before (`as_completed_async`).
-        """
-        outcome = self._side().finished.get(number)
+        finished = self._side().finished
+        outcome = finished.get(number)
         if outcome is not None:
             return outcome
+        if self._store is not None and finished.running(number):
+            return RUNNING
         return await self._call_async(self._store, m.GetOutcome(number))
 
     def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:

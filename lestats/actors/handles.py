@@ -189,7 +189,7 @@ async def as_completed_async(
     deadline = None if timeout is None else loop.time() + timeout
     try:
         for number in sorted(wanted):
-            outcome = await engine._stored_outcome_async(number)  # noqa: SLF001 - after Subscribe
+            outcome = await engine.outcome_async(number)
             if outcome.status is not JobStatus.RUNNING:
                 wanted.discard(number)
                 yield JobId(format_job_id(number)), outcome
