@@ -12,7 +12,6 @@ from typing import Self
 import pytest
 
 from lestats import messages as m
-from lestats.actors import bridge
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, parse_job_id
 from lestats.data.query import Query
 from lestats.data.registry import Registry
@@ -272,53 +271,14 @@ async def in_the_loop_copy(engine, job: str, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.002)
 
 
-async def test_a_job_accepted_here_is_polled_running_in_the_loop_and_done_once_listed(
-    make_engine,
-):
-    runner = GatedRunner()
-    engine = make_engine(runner=runner)
-    job = await engine.submit_async("best5", OBESITY)
-    store, engine._store = engine._store, UnreachableStore()
-    try:
-        assert await engine.outcome_async(job) == RUNNING
-        assert await engine.status_async(job) is JobStatus.RUNNING
-    finally:
-        engine._store = store
-    runner.gate.set()
-    # The store pushes finished jobs to the loop before answering any read, so a listing that
-    # says done is never followed by a poll that says running.
-    deadline = time.monotonic() + 5
-    while dict(await engine.jobs_async())[job] is not JobStatus.DONE:
-        assert time.monotonic() < deadline, "the job never finished"
-        await asyncio.sleep(0.001)
-    assert (await engine.outcome_async(job)).status is JobStatus.DONE
-    second = await engine.submit_async("best5", MUSCLE)
-    done = await engine.wait_async(second, timeout=5)  # a long-poll's answer: pushed before it
-    assert await engine.outcome_async(second) == done
-
-
-async def test_a_running_mark_past_its_trust_asks_the_store(make_engine, monkeypatch):
-    monkeypatch.setattr(bridge, "RUNNING_TRUST", 0.0)  # a finish this loop may never hear of
-    runner = GatedRunner()
-    engine = make_engine(runner=runner)
-    job = await engine.submit_async("best5", OBESITY)
-    spy = engine._store = TellSpy(engine._store)
-    assert await engine.outcome_async(job) == RUNNING
-    assert len(spy.of_type(m.GetOutcome)) == 1
-    runner.gate.set()
-    assert (await engine.wait_async(job, timeout=5)).status is JobStatus.DONE
-
-
 async def test_a_finished_job_is_answered_in_the_loop_without_the_store(make_engine, tiny_dataset):
     runner = GatedRunner(fail=lambda query: query.question == MUSCLE)
     engine = make_engine(runner=runner)
     spy = engine._store = TellSpy(engine._store)
     good = await engine.submit_async("best5", OBESITY)
     bad = await engine.submit_async("best5", MUSCLE)
-    # Accepted through this loop and not finished: answered in the loop too (see the test
-    # of running marks below for when the store is asked).
-    assert await engine.outcome_async(good) == RUNNING
-    assert spy.of_type(m.GetOutcome) == []
+    assert await engine.outcome_async(good) == RUNNING  # not finished: the store is asked
+    assert len(spy.of_type(m.GetOutcome)) == 1
     runner.gate.set()
     done = await engine.wait_async(good, timeout=5)
     failed = await engine.wait_async(bad, timeout=5)

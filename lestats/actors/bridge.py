@@ -9,15 +9,12 @@ commit answering 200 clients wakes the loop once, not 200 times.
 `FinishedOutcomes` is the loop's copy of recently finished jobs, pushed by the ResultStore in
 batches. A poll for a job that is done is then answered in the loop, without an actor round
 trip. Finished is final: a copy can be old, never wrong (a result file deleted behind the
-server's back may still be served from it, as from any cache). It also knows which jobs
-accepted through this loop have not finished yet: a poll for one of those is answered
-`running` in the loop too, for `RUNNING_TRUST` seconds after its acceptance (see `running`).
+server's back may still be served from it, as from any cache).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,17 +32,6 @@ T = TypeVar("T")
 
 _ENTRY_OVERHEAD = 200
 """Bytes charged per cached outcome besides its result: the entry, its key and its outcome."""
-
-RUNNING_TRUST = 1.0
-"""Seconds after its acceptance during which a job accepted through this loop, and not pushed as
-finished, is answered `running` without asking the ResultStore. Past them a poll asks: a job
-whose end this loop was never told of (finished by another process, say) is then seen."""
-UNCLAIMED_FINISHES = 4096
-"""Finished ids remembered that were not (yet) known here as accepted: a job may finish, and
-be pushed, before the loop has handled its acceptance; it must not be marked running then."""
-_PRUNE_FLOOR = 1024
-"""The running marks are swept of stale ones when they grow past this (and twice what a sweep
-left)."""
 
 
 class LoopInbox:
@@ -129,17 +115,9 @@ class FinishedOutcomes:
     entries go first.
     """
 
-    def __init__(self, inbox: LoopInbox, max_bytes: int, trust: float | None = None) -> None:
-        """`trust`: seconds a running mark holds (default `RUNNING_TRUST`)."""
+    def __init__(self, inbox: LoopInbox, max_bytes: int) -> None:
         self._inbox = inbox
         self._outcomes: SizedCache[int, JobOutcome] = SizedCache(max_bytes, _size)
-        self._trust = RUNNING_TRUST if trust is None else trust
-        self._running: dict[int, float] = {}
-        """Jobs accepted through this loop and not pushed as finished: until when to trust it."""
-        self._unclaimed: deque[int] = deque()
-        self._unclaimed_ids: set[int] = set()
-        """Finished ids pushed while not marked running, the latest `UNCLAIMED_FINISHES`."""
-        self._prune_at = _PRUNE_FLOOR
 
     def push(self, batch: tuple[tuple[int, JobOutcome], ...]) -> None:
         """Hand a batch of finished jobs to the loop; from any thread.
@@ -157,42 +135,8 @@ class FinishedOutcomes:
         """`job_id` was forgotten: it answers `expired` now; in the loop's thread only."""
         self._outcomes.put(job_id, EXPIRED)
 
-    def accepted(self, job_id: int) -> None:
-        """`job_id` was accepted through this loop: `running` until pushed (loop thread only).
-
-        Unless it was pushed as finished already (the ResultStore can finish a job before the
-        loop handles the answer to its submission).
-        """
-        if job_id in self._unclaimed_ids or job_id in self._outcomes:
-            return
-        if len(self._running) >= self._prune_at:
-            now = time.monotonic()
-            self._running = {i: until for i, until in self._running.items() if until > now}
-            self._prune_at = max(_PRUNE_FLOOR, 2 * len(self._running))
-        self._running[job_id] = time.monotonic() + self._trust
-
-    def running(self, job_id: int) -> bool:
-        """Whether `job_id`, accepted here less than `trust` seconds ago, is still running.
-
-        True only for a job marked by `accepted` whose end has not been pushed; False means
-        "ask the ResultStore" (loop thread only).
-        """
-        until = self._running.get(job_id)
-        if until is None:
-            return False
-        if time.monotonic() < until:
-            return True
-        del self._running[job_id]
-        return False
-
     def _add(self, batch: tuple[tuple[int, JobOutcome], ...]) -> None:
-        running, unclaimed = self._running, self._unclaimed_ids
         for job_id, outcome in batch:
-            if running.pop(job_id, None) is None and job_id not in unclaimed:
-                unclaimed.add(job_id)
-                self._unclaimed.append(job_id)
-                if len(self._unclaimed) > UNCLAIMED_FINISHES:
-                    unclaimed.discard(self._unclaimed.popleft())
             # Finished is final, the first report stands; only forgetting comes after it.
             if outcome is EXPIRED or job_id not in self._outcomes:
                 self._outcomes.put(job_id, outcome)

@@ -333,10 +333,7 @@ class Engine(JobsFacade):
         self, kind: str | Query, question: object, state: object, params: Mapping[str, object]
     ) -> str:
         message = self._submission(kind, question, state, params)
-        number: int = await self._call_async(self._dispatcher, message)
-        if self._cache_bytes > 0:  # then the store pushes this loop the jobs that finish
-            self._side().finished.accepted(number)
-        return format_job_id(number)
+        return format_job_id(await self._call_async(self._dispatcher, message))
 
     def submit_many(self, queries: Iterable[Query]) -> list[JobId[object]]:
         """Accept many jobs at once (queries made by `query`); their ids, in the same order.
@@ -427,18 +424,11 @@ class Engine(JobsFacade):
         return self._call(self._store, m.GetOutcome(parse_job_id(job_id)))
 
     async def outcome_async(self, job_id: str | int) -> JobOutcome:
-        """`outcome` without blocking the event loop.
-
-        A job finished lately, or accepted here lately and not finished, needs no actor (see
-        `bridge.FinishedOutcomes`).
-        """
+        """`outcome` without blocking the event loop; a job finished lately needs no actor."""
         number = parse_job_id(job_id)
-        finished = self._side().finished
-        outcome = finished.get(number)
-        if outcome is not None:
-            return outcome
-        if self._store is not None and finished.running(number):
-            return RUNNING
+        finished = self._side().finished.get(number)
+        if finished is not None:
+            return finished
         return await self._call_async(self._store, m.GetOutcome(number))
 
     def wait(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:

@@ -46,13 +46,6 @@ CANCELLED = "cancelled"
 """The reason of a job cancelled before it ran."""
 
 
-_READS = frozenset({m.GetOutcome, m.WatchJob, m.ListJobs, m.CountPending, m.CancelJob, m.ForgetJob})
-"""Requests whose answers tell how jobs stand. The finished jobs not yet pushed to the
-subscribers are pushed before one is answered: an event loop that hears an answer has then
-had every finish it could reveal, so its own view (`bridge.FinishedOutcomes`: a job accepted
-there is `running` until pushed) never contradicts an answer given before."""
-
-
 class ResultStore(RequestActor):
     """Numbers and records accepted jobs, hands them out once durable, answers about them.
 
@@ -118,8 +111,6 @@ class ResultStore(RequestActor):
         if handler is None:
             super().on_receive(message)
         else:
-            if self._finished and type(message) in _READS:
-                self._publish_finished()  # before the answer: the loop then knows what it says
             try:
                 handler(self, message)
             except StorageError as exc:  # a read the store cannot serve now (its server away)
@@ -132,11 +123,8 @@ class ResultStore(RequestActor):
                 reply = getattr(message, "reply", None)
                 if reply is not None:
                     m.refuse(reply, StorageError("internal error in the result store"))
-        if self._held or self._finished or self._finished_since_expiry:
-            self._pass_on()
-
-    def _pass_on(self) -> None:
-        """Release held replies, push finished jobs, apply retention: when batched or idle."""
+        if not (self._held or self._finished or self._finished_since_expiry):
+            return
         idle = self.actor_inbox.empty()  # asked once: it takes the inbox's lock
         if self._held and (
             idle
@@ -279,13 +267,10 @@ class ResultStore(RequestActor):
             self._retry_timer = None
 
     def _notify(self, job_id: int, outcome: JobOutcome) -> None:
-        watchers = self._watchers.pop(job_id, ())
+        for reply in self._watchers.pop(job_id, ()):
+            m.answer(reply, outcome)
         if self._subscribers:
             self._finished.append((job_id, outcome))
-            if watchers:  # pushed before the watchers hear it, as for any read (`_READS`)
-                self._publish_finished()
-        for reply in watchers:
-            m.answer(reply, outcome)
         if self._expiring:
             self._finished_since_expiry += 1
 
@@ -309,8 +294,6 @@ class ResultStore(RequestActor):
             self._stats.job_finished(job_id, query.kind, ok=False, started=0.0, ended=0.0)
         if recorded:
             self._notify(job_id, JobOutcome(JobStatus.ERROR, reason=CANCELLED))
-            if self._finished:
-                self._publish_finished()  # before the answer, as for any read (`_READS`)
         m.answer(message.reply, recorded)
 
     def _forget(self, message: m.ForgetJob) -> None:
