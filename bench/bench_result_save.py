@@ -2,12 +2,13 @@
 
 `python -m bench.bench_result_save [--files 5000] [--rounds 6] [--results-in DIR]`
 
-`ResultFiles.save` writes each done job's file whole before its name appears. Both ways are
-measured in alternating rounds, each into a fresh directory (default: scratch under
-`.bench-tmp/`, the repository's disk; pass `--results-in /dev/shm` for a tmpfs), with the CPU
-time of this process per file (the figure that counts: the ResultStore's thread pays it for
-every job). The machine's speed drifts, so the medians of the rounds are the answer, and the
-ratio of each round's pair.
+`ResultFiles.save` writes each done job's file whole before its name appears. Both ways save
+into directories of their own side by side (default: scratch under `.bench-tmp/`, the
+repository's disk; pass `--results-in /dev/shm` for a tmpfs), one file each in turn, the way
+that goes first alternating from file to file, so that whatever else the disk is doing (the
+machine is shared; the deletions of the round before are written back) weighs on both alike.
+Each save is timed with this thread's CPU clock (the figure that counts: the ResultStore's
+thread pays it for every job). The medians of the rounds are the answer.
 """
 
 from __future__ import annotations
@@ -40,45 +41,49 @@ class SavePlan:
     results_in: str = option("", "directory to save in (default: scratch on this disk)")
 
 
-def cpu_per_file(directory: Path, files: int, *, unnamed: bool) -> float:
-    """Save `files` results into a fresh `directory`; CPU seconds per file."""
-    directory.mkdir()
-    storage = ResultFiles(directory, 0)
-    storage._unnamed = unnamed  # noqa: SLF001 - the way under test
-    began = time.process_time()
+def one_round(root: Path, files: int) -> tuple[float, float]:
+    """Save `files` results each way, interleaved; CPU seconds per file (named, unnamed)."""
+    spent = {False: 0, True: 0}
+    ways = {}
+    for unnamed in (False, True):
+        directory = root / ("unnamed" if unnamed else "named")
+        directory.mkdir()
+        ways[unnamed] = ResultFiles(directory, 0)
+        ways[unnamed]._unnamed = unnamed  # noqa: SLF001 - the way under test
     for job_id in range(1, files + 1):
-        storage.save(job_id, RESULT)
-    spent = time.process_time() - began
-    storage.close()
-    if unnamed and not storage._unnamed:  # noqa: SLF001
-        raise RuntimeError(f"{directory} has no unnamed files (O_TMPFILE): nothing to compare")
-    return spent / files
+        order = (False, True) if job_id % 2 else (True, False)
+        for unnamed in order:
+            began = time.thread_time_ns()
+            ways[unnamed].save(job_id, RESULT)
+            spent[unnamed] += time.thread_time_ns() - began
+    for storage in ways.values():
+        storage.close()
+    if not ways[True]._unnamed:  # noqa: SLF001
+        raise RuntimeError(f"{root} has no unnamed files (O_TMPFILE): nothing to compare")
+    return spent[False] / files / 1e9, spent[True] / files / 1e9
 
 
 def run(plan: SavePlan, root: Path) -> str:
-    """Alternate the two ways; the report."""
+    """The rounds; the report."""
     pairs: list[tuple[float, float]] = []
     for number in range(plan.rounds):
         round_dir = Path(tempfile.mkdtemp(prefix="save-", dir=root))
         try:
-            ways = (False, True) if number % 2 == 0 else (True, False)
-            spent = {
-                unnamed: cpu_per_file(round_dir / str(unnamed), plan.files, unnamed=unnamed)
-                for unnamed in ways
-            }
+            named, unnamed = one_round(round_dir, plan.files)
         finally:
             shutil.rmtree(round_dir, ignore_errors=True)
-        pairs.append((spent[False], spent[True]))
+        pairs.append((named, unnamed))
         print(
-            f"  round {number + 1}: named {spent[False] * 1e6:6.1f} us/file  "
-            f"unnamed {spent[True] * 1e6:6.1f} us/file",
+            f"  round {number + 1}: named {named * 1e6:6.1f} us/file  "
+            f"unnamed {unnamed * 1e6:6.1f} us/file",
             flush=True,
         )
     named = statistics.median(a for a, _ in pairs)
     unnamed = statistics.median(b for _, b in pairs)
     ratio = statistics.median(b / a for a, b in pairs)
     return (
-        f"{plan.rounds} rounds of {plan.files} files in {root} (medians, CPU of this process):\n"
+        f"{plan.rounds} rounds of {plan.files} files each way in {root} "
+        "(medians, CPU of the saving thread):\n"
         f"  temporary name + rename  {named * 1e6:6.1f} us/file\n"
         f"  unnamed file + link      {unnamed * 1e6:6.1f} us/file  (ratio {ratio:.2f})"
     )
