@@ -25,6 +25,7 @@ Goals: after <= 1.25 x before in load time and in memory; ranking and trend <= 1
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -207,6 +208,8 @@ def bench_jobs(path: Path, jobs: int) -> None:
 
     dataset = load_dataset(path)
     registry = default_registry()
+    gc.collect()
+    gc.freeze()  # as run.py does once it serves: no full collection walks the dataset mid-job
     # What the Engine gives its Workers (`Registry.encode`), else, in a tree without it, what
     # it gave them before: `Registry.run`, whose answer the Worker encodes.
     runner = getattr(registry, "encode", registry.run)

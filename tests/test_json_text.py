@@ -203,7 +203,7 @@ def test_the_number_memos_are_bounded(monkeypatch):
     assert len(json_text.NUMBERS) == json_text.NUMBER_MEMO
 
 
-def test_derived_texts_are_built_once_per_tuple_and_bounded(monkeypatch):
+def test_derived_texts_are_built_once_per_anchor_and_bounded(monkeypatch):
     calls = []
 
     def build(items):
@@ -211,11 +211,11 @@ def test_derived_texts_are_built_once_per_tuple_and_bounded(monkeypatch):
         return [item * 2 for item in items]
 
     first, second = tuple(range(1, 3)), tuple(range(1, 3))  # equal, not the same tuple
-    assert json_text.derived(first, build) == [2, 4]
-    assert json_text.derived(first, build) == [2, 4]
+    assert json_text.derived(first, build, first) == [2, 4]
+    assert json_text.derived(first, build, first) == [2, 4]
     assert len(calls) == 1
-    json_text.derived(second, build)
+    json_text.derived(second, build, second)
     assert len(calls) == 2  # by identity: another tuple is built for
     monkeypatch.setattr(json_text, "DERIVED_MEMO", 2)
-    json_text.derived((3,), build)
+    json_text.derived(object(), build, (3,))
     assert len(json_text._MEMO) <= 2

@@ -12,19 +12,23 @@ use its first row with a number in table order (numbers ascending), else its fir
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lestats import jsonio
 from lestats.data import json_text
 from lestats.data.catalog import direction
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from lestats.data.catalog import Catalog
     from lestats.data.dataset import Dataset
     from lestats.data.query import Query
     from lestats.data.table import EstimateTable
 
 Result = dict[str, Any]
+_Key = TypeVar("_Key", str, int, tuple[str, str])
 
 Z_95 = 1.96
 """|z| beyond which a two-sided difference is significant at 95 %."""
@@ -35,16 +39,9 @@ COMPARE_METHOD = "approximate z-test from 95 % CIs, SE = (high - low) / 3.92"
 SUPPRESSED = "suppressed"
 NOT_ASKED = "not asked"
 NO_DATA = "no data"
-
-
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def _size(value: float) -> int | float | None:
-    if math.isnan(value):
-        return None
-    return int(value) if value.is_integer() else value
+_SUPPRESSED_TEXT, _NOT_ASKED_TEXT, _NO_DATA_TEXT = map(
+    jsonio.text, (SUPPRESSED, NOT_ASKED, NO_DATA)
+)
 
 
 class _Cells:
@@ -120,39 +117,124 @@ class _Cells:
         return rows[0] if rows else None
 
 
-def estimate(dataset: Dataset, row: int) -> Result:
-    """One row as docs/queries.md shows an estimate."""
-    table = dataset.table
-    question, stratum, period, location = table.shape.unpack(table.keys[row])
-    q, s, loc = table.questions[question], table.strata[stratum], table.locations[location]
-    footnote = table.footnotes[table.footnote_codes[row]]
-    suppressed = table.suppressed(row)
-    return {
-        "question": q.id,
-        "location": loc.abbr,
-        "name": loc.name,
-        "year": table.periods[period].year,
-        "category": s.category_id or None,
-        "category_name": s.category or None,
-        "stratum": s.id or None,
-        "stratum_name": s.name or None,
-        "value": None if suppressed else table.value[row],
-        "low": None if suppressed else _number(table.low[row]),
-        "high": None if suppressed else _number(table.high[row]),
-        "sample_size": _size(table.sample_size[row]),
-        "suppressed": suppressed,
-        "footnote": footnote.text or footnote.symbol or None,
-    }
+class _RowTexts:
+    """The JSON fragments of a table's entities as an estimate shows them, and their order.
+
+    Built once per table (`json_text.derived`); `*_order` rank each code as `estimates` sorts
+    its rows: by location abbreviation, year (none as 0), category id, stratum id.
+    """
+
+    __slots__ = (
+        "footnotes",
+        "location_order",
+        "locations",
+        "period_order",
+        "periods",
+        "questions",
+        "strata",
+        "stratum_order",
+    )
+
+    def __init__(self, table: EstimateTable) -> None:
+        text = jsonio.text
+        self.questions = tuple(f'"question": {text(q.id)}' for q in table.questions)
+        self.locations = tuple(
+            f'"location": {text(loc.abbr)}, "name": {text(loc.name)}' for loc in table.locations
+        )
+        self.periods = tuple(f'"year": {text(period.year)}' for period in table.periods)
+        self.strata = tuple(
+            f'"category": {text(s.category_id or None)}, '
+            f'"category_name": {text(s.category or None)}, '
+            f'"stratum": {text(s.id or None)}, "stratum_name": {text(s.name or None)}'
+            for s in table.strata
+        )
+        self.footnotes = tuple(text(f.text or f.symbol or None) for f in table.footnotes)
+        self.location_order = _ranks([loc.abbr for loc in table.locations])
+        self.period_order = _ranks([period.year or 0 for period in table.periods])
+        self.stratum_order = _ranks([(s.category_id, s.id) for s in table.strata])
+
+    @staticmethod
+    def of(table: EstimateTable) -> _RowTexts:
+        """The texts of `table`'s entities (built on first use)."""
+        return json_text.derived(table.shape, _RowTexts, table)
+
+    def write(self, table: EstimateTable, rows: list[int]) -> tuple[list[str], list[int], int]:
+        """Each row's estimate, its sort key, and how many of them are suppressed."""
+        value, low, high, size = table.value, table.low, table.high, table.sample_size
+        withheld, footnote_codes, cell_keys = table.withheld, table.footnote_codes, table.keys
+        numbers, sizes, footnotes = json_text.NUMBERS, json_text.SIZES, self.footnotes
+        questions, locations, periods, strata = (
+            self.questions,
+            self.locations,
+            self.periods,
+            self.strata,
+        )
+        location_order, period_order, stratum_order = (
+            self.location_order,
+            self.period_order,
+            self.stratum_order,
+        )
+        width, period_count, stratum_count = (
+            table.shape.locations,
+            table.shape.periods,
+            table.shape.strata,
+        )
+        texts: list[str] = []
+        keys: list[int] = []
+        append_text, append_key = texts.append, keys.append
+        suppressed = 0
+        period_step = len(stratum_order)
+        location_step = len(period_order) * period_step
+        for row in rows:
+            rest, location = divmod(cell_keys[row], width)
+            rest, period = divmod(rest, period_count)
+            question, stratum = divmod(rest, stratum_count)
+            number, footnote = value[row], footnote_codes[row]
+            if number != number or withheld[footnote]:  # noqa: PLR0124 - NaN: suppressed
+                suppressed += 1
+                append_text(
+                    f"{{{questions[question]}, {locations[location]}, {periods[period]}, "
+                    f'{strata[stratum]}, "value": null, "low": null, "high": null, '
+                    f'"sample_size": {sizes[size[row]]}, "suppressed": true, '
+                    f'"footnote": {footnotes[footnote]}}}'
+                )
+            else:
+                append_text(
+                    f"{{{questions[question]}, {locations[location]}, {periods[period]}, "
+                    f'{strata[stratum]}, "value": {numbers[number]}, '
+                    f'"low": {numbers[low[row]]}, "high": {numbers[high[row]]}, '
+                    f'"sample_size": {sizes[size[row]]}, "suppressed": false, '
+                    f'"footnote": {footnotes[footnote]}}}'
+                )
+            append_key(
+                location_order[location] * location_step
+                + period_order[period] * period_step
+                + stratum_order[stratum]
+            )
+        return texts, keys, suppressed
 
 
-def _row_order(item: Result) -> tuple[str, int, str, str]:
-    return (item["location"], item["year"] or 0, item["category"] or "", item["stratum"] or "")
+def _ranks(keys: list[_Key]) -> tuple[int, ...]:
+    """Each key's place among the distinct keys, in order (equal keys, equal places)."""
+    place = {key: index for index, key in enumerate(sorted(set(keys)))}
+    return tuple(place[key] for key in keys)
 
 
 def estimates(dataset: Dataset, query: Query) -> Result:
     """Every row of the question that passes the filters, sorted by location, year, stratum."""
+    return jsonio.loads(estimates_json(dataset, query))  # type: ignore[no-any-return]
+
+
+def estimates_json(dataset: Dataset, query: Query) -> bytes:
+    """`estimates` as the Worker stores it: each row written as it is found, then sorted.
+
+    The rows are found block by block (question, stratum, period: a contiguous run of keys),
+    one bisection per block that has rows, none for an empty one past the last found, and, with
+    a location filter, each wanted location's row where a block with every location holds it
+    (else by bisection); they are sorted (stably, as found) by an integer made of their entities'
+    places in `_RowTexts`.
+    """
     catalog, table = dataset.catalog, dataset.table
-    shape = table.shape
     question = query.question or ""
     locations = _codes(catalog.location_codes, query.param("location"))
     strata = _codes(catalog.stratum_codes, query.param("stratum"))
@@ -166,19 +248,81 @@ def estimates(dataset: Dataset, query: Query) -> Result:
         if not isinstance(years, tuple)
         else {p for year in years if isinstance(year, int) for p in catalog.period_codes[year]}
     )
-    rows: list[Result] = []
-    for q in catalog.question_codes.get(question, ()):
-        for s in range(shape.strata) if strata is None else sorted(strata):
-            for p in range(shape.periods) if periods is None else sorted(periods):
-                start = shape.pack(q, s, p, 0)
-                rows.extend(
-                    estimate(dataset, row)
-                    for row in table.span(start, start + shape.locations)
-                    if locations is None or table.keys[row] - start in locations
-                )
-    rows.sort(key=_row_order)
-    suppressed = sum(1 for row in rows if row["suppressed"])
-    return {"count": len(rows), "suppressed": suppressed, "rows": rows}
+    wanted = None if locations is None else sorted(locations)
+    stratum_list = range(table.shape.strata) if strata is None else sorted(strata)
+    period_list = range(table.shape.periods) if periods is None else sorted(periods)
+    rows = [
+        row
+        for q in catalog.question_codes.get(question, ())
+        for row in _question_rows(table, q, stratum_list, period_list, wanted)
+    ]
+    texts, keys, suppressed = _RowTexts.of(table).write(table, rows)
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    written = ", ".join(map(texts.__getitem__, order))
+    return f'{{"count": {len(order)}, "suppressed": {suppressed}, "rows": [{written}]}}'.encode()
+
+
+def _question_rows(
+    table: EstimateTable,
+    q: int,
+    strata: Sequence[int],
+    periods: Sequence[int],
+    wanted: list[int] | None,
+) -> list[int]:
+    """The rows of question code `q` in (strata x periods), in table order.
+
+    Only those of the `wanted` location codes (sorted), if given. One bisection per block
+    (stratum, period) that has rows; none for an empty block past the last row found.
+    """
+    keys, shape = table.keys, table.shape
+    width = shape.locations
+    end = bisect_left(keys, shape.pack(q + 1, 0, 0, 0))
+    position = bisect_left(keys, shape.pack(q, 0, 0, 0), 0, end)
+    starts = [shape.pack(q, s, p, 0) for s in strata for p in periods]
+    if wanted is not None:
+        return _wanted_rows(keys, (position, end, width), starts, wanted)
+    found: list[int] = []
+    for start in starts:
+        if position < end and keys[position] < start:
+            position = bisect_left(keys, start, position, end)
+        if position == end:
+            break
+        last = bisect_left(keys, start + width, position, end)
+        found.extend(range(position, last))
+        position = last
+    return found
+
+
+def _wanted_rows(
+    keys: Sequence[int], span: tuple[int, int, int], starts: list[int], wanted: list[int]
+) -> list[int]:
+    """The rows of the `wanted` location codes in the blocks of keys `starts` (of location 0).
+
+    `span` is (the question's first row, its end, the number of location codes). A block
+    with every location from its first holds code `c` at `first + c - first code`: that guess
+    is checked, and only a wrong one costs a bisection.
+    """
+    position, end, width = span
+    found: list[int] = []
+    append = found.append
+    for start in starts:
+        if position < end and keys[position] < start:
+            position = bisect_left(keys, start, position, end)
+        if position == end:
+            break
+        first = position - keys[position] + start  # where location 0 would be
+        if first + width <= position:
+            continue  # an empty block: the next row is past it
+        for code in wanted:
+            key = start + code
+            row = first + code
+            if not (position <= row < end and keys[row] == key and keys[row - 1] < key):
+                row = bisect_left(keys, key, position, end)
+            while row < end and keys[row] == key:
+                append(row)
+                row += 1
+            position = row
+    return found
 
 
 def _codes(by_name: dict[str, tuple[int, ...]], names: object) -> set[int] | None:
@@ -189,38 +333,52 @@ def _codes(by_name: dict[str, tuple[int, ...]], names: object) -> set[int] | Non
 
 def trend(dataset: Dataset, query: Query) -> Result:
     """One stratum of the question for each location, every year from its first to its last."""
+    return jsonio.loads(trend_json(dataset, query))  # type: ignore[no-any-return]
+
+
+def trend_json(dataset: Dataset, query: Query) -> bytes:
+    """`trend` as the Worker stores it: each point written from the table."""
     question, stratum = query.question or "", str(query.param("stratum"))
     cells = _Cells(dataset, question)
-    table = dataset.table
+    catalog, table = dataset.catalog, dataset.table
     value, low, high, size = table.value, table.low, table.high, table.sample_size
-    asked = dataset.catalog.years.get(question, ())
+    withheld, footnote_codes, cell = table.withheld, table.footnote_codes, table.cell
+    numbers, sizes = json_text.NUMBERS, json_text.SIZES
+    asked = catalog.years.get(question, ())
     years = list(range(asked[0], asked[-1] + 1)) if asked else []
-    starts = [(year, cells.starts(stratum, year)) for year in years]
+    starts = [
+        (year, cells.starts(stratum, year), _NO_DATA_TEXT if year in asked else _NOT_ASKED_TEXT)
+        for year in years
+    ]
+    named = json_text.derived(catalog.places, _places_by_abbreviation, catalog.places)
     series = []
     for location in _strings(query.param("location")):
-        codes = dataset.catalog.location_codes[location]
-        points: list[Result] = []
-        for year, year_starts in starts:
-            rows = [row for start in year_starts for c in codes for row in table.cell(start + c)]
+        codes = catalog.location_codes[location]
+        points: list[str] = []
+        for year, year_starts, gap in starts:
+            rows = [row for start in year_starts for c in codes for row in cell(start + c)]
             row = cells.best(sorted(rows) if len(rows) > 1 else rows)
             if row is None:
-                gap = NOT_ASKED if year not in asked else NO_DATA
-                points.append({"year": year, "value": None, "gap": gap})
-            elif table.suppressed(row):
-                points.append({"year": year, "value": None, "gap": SUPPRESSED})
+                points.append(f'{{"year": {year}, "value": null, "gap": {gap}}}')
+            elif value[row] != value[row] or withheld[footnote_codes[row]]:
+                points.append(f'{{"year": {year}, "value": null, "gap": {_SUPPRESSED_TEXT}}}')
             else:
                 points.append(
-                    {
-                        "year": year,
-                        "value": value[row],
-                        "low": _number(low[row]),
-                        "high": _number(high[row]),
-                        "sample_size": _size(size[row]),
-                    }
+                    f'{{"year": {year}, "value": {numbers[value[row]]}, '
+                    f'"low": {numbers[low[row]]}, "high": {numbers[high[row]]}, '
+                    f'"sample_size": {sizes[size[row]]}}}'
                 )
-        name = dataset.catalog.locations[location].name
-        series.append({"location": location, "name": name, "points": points})
-    return {"years": years, "stratum": stratum, "series": series}
+        series.append(f'{{{named[location]}, "points": [{", ".join(points)}]}}')
+    return (
+        f'{{"years": [{", ".join(map(str, years))}], "stratum": {jsonio.text(stratum)}, '
+        f'"series": [{", ".join(series)}]}}'
+    ).encode()
+
+
+def _places_by_abbreviation(
+    places: tuple[tuple[str, str, str, tuple[int, ...]], ...],
+) -> dict[str, str]:
+    return dict(zip((abbr for abbr, _, _, _ in places), _place_texts(places), strict=True))
 
 
 def _strings(value: object) -> tuple[str, ...]:
@@ -245,7 +403,7 @@ def ranking_json(dataset: Dataset, query: Query) -> bytes:
     way = direction(catalog.questions[question]) if question in catalog.questions else None
     sign = 1.0 if way == "min" else -1.0
     places = catalog.places
-    named = json_text.derived(places, _place_texts)
+    named = json_text.derived(places, _place_texts, places)
     reference = json_text.NULL
     numbered: list[tuple[float, int, int]] = []
     no_data: list[str] = []
@@ -269,10 +427,6 @@ def ranking_json(dataset: Dataset, query: Query) -> bytes:
         f'"reference": {reference}, "rows": [{_ranked(table, named, numbered)}], '
         f'"no_data": [{", ".join(no_data)}]}}'
     ).encode()
-
-
-_NO_DATA_TEXT = jsonio.text(NO_DATA)
-_SUPPRESSED_TEXT = jsonio.text(SUPPRESSED)
 
 
 def _place_texts(places: tuple[tuple[str, str, str, tuple[int, ...]], ...]) -> tuple[str, ...]:
@@ -335,23 +489,26 @@ def _ranked(
 
 def compare(dataset: Dataset, query: Query) -> Result:
     """Two estimates that differ in one of location, year, stratum; b - a and a z-test."""
-    question = query.question or ""
+    return jsonio.loads(compare_json(dataset, query))  # type: ignore[no-any-return]
+
+
+def compare_json(dataset: Dataset, query: Query) -> bytes:
+    """`compare` as the Worker stores it: the two estimates written from the table."""
+    question, table = query.question or "", dataset.table
     cells = _Cells(dataset, question)
     sides = _sides(query)
-    found = []
-    for location, year, stratum in sides:
-        row = cells.best(cells.rows(stratum, year, location))
-        found.append(row)
+    rows = [cells.best(cells.rows(stratum, year, location)) for location, year, stratum in sides]
+    written, _, _ = _RowTexts.of(table).write(table, [row for row in rows if row is not None])
+    estimates = iter(written)
     a, b = (
-        estimate(dataset, row)
-        if row is not None
-        else _missing(dataset, question, location, year, stratum)
-        for row, (location, year, stratum) in zip(found, sides, strict=True)
+        next(estimates) if row is not None else jsonio.text(_missing(dataset, question, *side))
+        for row, side in zip(rows, sides, strict=True)
     )
-    result: Result = {"a": a, "b": b}
-    result.update(_test(a, b))
-    result["method"] = COMPARE_METHOD
-    return result
+    test = jsonio.text(_test(jsonio.loads(a), jsonio.loads(b)))[1:-1]  # its members
+    return f'{{"a": {a}, "b": {b}, {test}, "method": {_COMPARE_METHOD_TEXT}}}'.encode()
+
+
+_COMPARE_METHOD_TEXT = jsonio.text(COMPARE_METHOD)
 
 
 def _sides(query: Query) -> list[tuple[str, int, str]]:

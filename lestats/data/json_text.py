@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 from lestats import jsonio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
 NUMBER_MEMO = 1 << 14
 """Distinct numbers whose text each memo keeps (~110 bytes each: at most ~2 MB for both)."""
 DERIVED_MEMO = 64
-"""Texts of entity tuples kept (a server has one table; tests load many): cleared when full."""
+"""Texts of tables and catalogs kept (a server has one table; tests load many): cleared when
+full."""
 
 NULL = "null"
 TRUE = "true"
@@ -48,7 +49,7 @@ class _NumberText(dict[float, str]):
 
 
 class _SizeText(dict[float, str]):
-    """A sample size's JSON text: an integer without `.0`, NaN as `null` (as `estimates._size`).
+    """A sample size's JSON text: an integer without `.0` (as the CDC writes it), NaN as `null`.
 
     Sizes are more diverse than values (9,580 distinct in the CDC file, 805 values and limits):
     a miss costs ~0.2 us, a hit ~0.05 us.
@@ -72,23 +73,24 @@ SIZES: dict[float, str] = _SizeText()
 """`SIZES[x]`: the text of a sample size; `null` for NaN."""
 
 
-_Items = TypeVar("_Items", bound="Sequence[object]")
+_Source = TypeVar("_Source")
 _Derived = TypeVar("_Derived")
 _MEMO: dict[tuple[int, object], tuple[object, object]] = {}
 
 
-def derived(items: _Items, build: Callable[[_Items], _Derived]) -> _Derived:
-    """`build(items)`, computed once per tuple of entities (a table's, or a catalog's).
+def derived(anchor: object, build: Callable[[_Source], _Derived], source: _Source) -> _Derived:
+    """`build(source)`, computed once per `anchor`: a small object of `source`'s own.
 
-    Keyed by the tuple's identity, which is kept alive with the result so that its id is never
-    another's; the tuples are small (a few hundred entities), never a table's columns.
+    E.g. a table's `shape` for texts of the whole table, a catalog's `places` tuple for texts
+    of the places. Keyed by the anchor's identity, the anchor kept alive with the result so
+    that its id is never another's; anchors are small (never a table's columns).
     """
-    key = (id(items), build)
+    key = (id(anchor), build)
     found = _MEMO.get(key)
-    if found is not None and found[0] is items:
-        return found[1]  # type: ignore[return-value] # built by `build` for these items
-    result = build(items)
+    if found is not None and found[0] is anchor:
+        return found[1]  # type: ignore[return-value] # built by `build` for this anchor
+    result = build(source)
     if len(_MEMO) >= DERIVED_MEMO:
         _MEMO.clear()
-    _MEMO[key] = (items, result)
+    _MEMO[key] = (anchor, result)
     return result

@@ -42,7 +42,10 @@ SUMMARIES: Mapping[str, tuple[StatisticFunction, str]] = {
 """Each kind's function and one-line summary, in the order of `params.PARAMETERS`."""
 
 ENCODERS: Mapping[str, StatisticEncoder] = {
+    "estimates": estimates.estimates_json,
     "ranking": estimates.ranking_json,
+    "compare": estimates.compare_json,
+    "trend": estimates.trend_json,
 }
 """The kinds that write their JSON themselves (the Workers' path; the others use `jsonio`)."""
 
