@@ -350,7 +350,7 @@ def trend_json(dataset: Dataset, query: Query) -> bytes:
         (year, cells.starts(stratum, year), _NO_DATA_TEXT if year in asked else _NOT_ASKED_TEXT)
         for year in years
     ]
-    named = json_text.derived(catalog.places, _places_by_abbreviation, catalog.places)
+    named = json_text.derived(catalog.places, _Places, catalog.places).by_abbreviation
     series = []
     for location in _strings(query.param("location")):
         codes = catalog.location_codes[location]
@@ -375,12 +375,6 @@ def trend_json(dataset: Dataset, query: Query) -> bytes:
     ).encode()
 
 
-def _places_by_abbreviation(
-    places: tuple[tuple[str, str, str, tuple[int, ...]], ...],
-) -> dict[str, str]:
-    return dict(zip((abbr for abbr, _, _, _ in places), _place_texts(places), strict=True))
-
-
 def _strings(value: object) -> tuple[str, ...]:
     if isinstance(value, tuple):
         return tuple(item for item in value if isinstance(item, str))
@@ -402,36 +396,58 @@ def ranking_json(dataset: Dataset, query: Query) -> bytes:
     value, withheld, footnote_codes = table.value, table.withheld, table.footnote_codes
     way = direction(catalog.questions[question]) if question in catalog.questions else None
     sign = 1.0 if way == "min" else -1.0
-    places = catalog.places
-    named = json_text.derived(places, _place_texts, places)
+    places = json_text.derived(catalog.places, _Places, catalog.places)
+    texts, national = places.texts, places.national
+    rows = list(map(best.get, places.codes))  # -1 (no single code): None
+    for index in places.several:
+        rows[index] = cells.best_of(best, catalog.places[index][3])
     reference = json_text.NULL
-    numbered: list[tuple[float, int, int]] = []
+    ranked: list[tuple[float, int, int]] = []
     no_data: list[str] = []
-    for index, (_, _, kind, codes) in enumerate(places):
-        row = best.get(codes[0]) if len(codes) == 1 else cells.best_of(best, codes)
+    for index, row in enumerate(rows):
         if row is not None:
             number = value[row]
             if number == number and not withheld[footnote_codes[row]]:  # noqa: PLR0124 - NaN
-                if kind != "national":
-                    numbered.append((sign * number, index, row))
+                if not national[index]:
+                    ranked.append((sign * number, index, row))
                 elif reference is json_text.NULL:
-                    reference = f"{{{named[index]}, {_numbers_text(table, row)}}}"
+                    reference = f"{{{texts[index]}, {_numbers_text(table, row)}}}"
                 continue
-        if kind != "national":
+        if not national[index]:
             reason = _NO_DATA_TEXT if row is None else _SUPPRESSED_TEXT
-            no_data.append(f'{{{named[index]}, "reason": {reason}}}')
-    numbered.sort()  # ties by place, i.e. by abbreviation
-    text = jsonio.text
+            no_data.append(f'{{{texts[index]}, "reason": {reason}}}')
+    ranked.sort()  # ties by place, i.e. by abbreviation
     return (
-        f'{{"year": {text(year)}, "stratum": {text(stratum)}, "direction": {text(way)}, '
-        f'"reference": {reference}, "rows": [{_ranked(table, named, numbered)}], '
-        f'"no_data": [{", ".join(no_data)}]}}'
+        f'{{"year": {jsonio.text(year)}, "stratum": {jsonio.text(stratum)}, '
+        f'"direction": {_DIRECTION_TEXTS[way]}, "reference": {reference}, '
+        f'"rows": [{_ranked(table, places.texts, ranked)}], "no_data": [{", ".join(no_data)}]}}'
     ).encode()
 
 
-def _place_texts(places: tuple[tuple[str, str, str, tuple[int, ...]], ...]) -> tuple[str, ...]:
-    text = jsonio.text
-    return tuple(f'"location": {text(abbr)}, "name": {text(name)}' for abbr, name, _, _ in places)
+_DIRECTION_TEXTS = {way: jsonio.text(way) for way in ("min", "max", None)}
+
+
+class _Places:
+    """The catalog's places as rankings read them, built once per catalog.
+
+    `texts`: each one's `"location": ..., "name": ...` (and `by_abbreviation`); `codes`: its
+    location code, or -1 when it has none or several (`several` lists those); `national`:
+    whether it is (US).
+    """
+
+    __slots__ = ("by_abbreviation", "codes", "national", "several", "texts")
+
+    def __init__(self, places: tuple[tuple[str, str, str, tuple[int, ...]], ...]) -> None:
+        text = jsonio.text
+        self.texts = tuple(
+            f'"location": {text(abbr)}, "name": {text(name)}' for abbr, name, _, _ in places
+        )
+        self.codes = tuple(codes[0] if len(codes) == 1 else -1 for _, _, _, codes in places)
+        self.several = tuple(i for i, (_, _, _, codes) in enumerate(places) if len(codes) > 1)
+        self.national = tuple(kind == "national" for _, _, kind, _ in places)
+        self.by_abbreviation = dict(
+            zip((abbr for abbr, _, _, _ in places), self.texts, strict=True)
+        )
 
 
 def _numbers_text(table: EstimateTable, row: int) -> str:
