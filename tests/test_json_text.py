@@ -10,6 +10,7 @@ file whose names need escapes. Plus the memos behind it: numbers' texts and enti
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import random
 
@@ -26,18 +27,15 @@ from lestats.data.statistics import default_registry
 REGISTRY = default_registry()
 
 
-@pytest.fixture(scope="module", params=["cdc", "sample", "demo"])
-def data(request):
-    """(name, dataset, reference) for the CDC export, the course sample and the demo data."""
-    if request.param == "cdc":
+def _loaded(name):
+    """(name, dataset, reference) for the CDC export, the course sample or the demo data."""
+    if name == "cdc":
         if CDC is None:
             pytest.skip("the CDC export is not in ../shared/data")
-        import gzip  # noqa: PLC0415 - only for the CDC file
-
         dataset = load_dataset(CDC)
         with gzip.open(CDC, "rt", encoding="utf-8-sig", newline="") as lines:
             rows = read_rows(lines)
-    elif request.param == "sample":
+    elif name == "sample":
         if SAMPLE is None:
             pytest.skip("the course sample is not in ../shared/data")
         dataset = load_dataset(SAMPLE)
@@ -45,7 +43,20 @@ def data(request):
     else:
         dataset = load_demo_dataset(4_000, 5)
         rows = read_rows("".join(demo.iter_demo_lines(4_000, 5)).splitlines())
-    return request.param, dataset, Reference(rows)
+    return name, dataset, Reference(rows)
+
+
+@pytest.fixture(scope="module", params=["cdc", "sample", "demo"])
+def data(request):
+    """Each of the three datasets with its reference."""
+    return _loaded(request.param)
+
+
+@pytest.fixture(scope="module", params=["cdc", "sample"])
+def files(request):
+    """The two files whose cells hold one row each (the demo data repeats cells: their rows
+    come by their numbers, not in file order, so the reference's order is not theirs)."""
+    return _loaded(request.param)
 
 
 def worker_bytes(dataset, kind, **raw):
@@ -67,6 +78,36 @@ def test_ranking_bytes_are_those_of_the_reference_encoded(data):
             year,
             stratum,
         )
+
+
+def test_trend_bytes_are_those_of_the_reference_encoded(data):
+    _, dataset, reference = data
+    rng = random.Random(33)
+    strata = [reference.total, *reference.strata]
+    for _ in range(200):
+        question = rng.choice(reference.questions)
+        locations = rng.sample(reference.locations, rng.randint(1, 3))
+        stratum = rng.choice(strata)
+        written = worker_bytes(
+            dataset, "trend", question=question, location=locations, stratum=stratum
+        )
+        expected = reference.trend(question, locations, stratum)
+        assert written == jsonio.dumps(expected), (question, locations, stratum)
+
+
+def test_estimates_bytes_are_those_of_the_reference_encoded(files):
+    _, dataset, reference = files
+    rng = random.Random(34)
+    for _ in range(200):
+        question = rng.choice(reference.questions)
+        locations = sorted(rng.sample(reference.locations, rng.randint(1, 3)))
+        years = sorted(rng.sample(sorted(reference.asked[question]), 1))
+        category = rng.choice([None, *reference.categories])
+        raw = {"question": question, "location": locations, "year": years}
+        if category is not None:
+            raw["category"] = category
+        expected = reference.estimates(question, set(locations), set(years), category)
+        assert worker_bytes(dataset, "estimates", **raw) == jsonio.dumps(expected), raw
 
 
 def _random_raw(kind, catalog, rng):
