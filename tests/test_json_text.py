@@ -213,6 +213,28 @@ def test_a_ranking_job_of_the_engine_stores_the_written_bytes(tmp_path):
         assert outcome.result == jsonio.dumps(REGISTRY.run(dataset, query))
 
 
+def test_a_registered_encoder_writes_what_the_workers_store(tmp_path):
+    dataset = load_demo_dataset(2_000, 3)
+    registry = default_registry()
+
+    def count(dataset, _query):
+        return {"rows": len(dataset.table), "note": "é"}
+
+    def count_json(dataset, _query):
+        return f'{{"rows": {len(dataset.table)}, "note": "é"}}'.encode()
+
+    registry.register("count", count, summary="the rows", encode=count_json)
+    query = registry.validate("count", {}, dataset)
+    assert registry.encode(dataset, query) == jsonio.Encoded(jsonio.dumps(count(dataset, query)))
+    registry.register("plain", count, summary="the rows, encoded by jsonio")
+    plain = registry.validate("plain", {}, dataset)
+    assert registry.encode(dataset, plain).data == jsonio.dumps(count(dataset, plain))
+    with Engine(dataset, results_dir=tmp_path, workers=1, registry=registry) as engine:
+        for name in ("count", "plain"):
+            outcome = engine.wait(engine.submit(name), timeout=30)
+            assert outcome.result == jsonio.dumps(count(dataset, query)), name
+
+
 def test_encoded_documents_pass_through_dumps():
     assert jsonio.dumps(jsonio.Encoded(b'{"a": 1}')) == b'{"a": 1}'
     assert jsonio.dumps({"a": 1}) == b'{"a": 1}'

@@ -165,6 +165,7 @@ class Registry:
         pure: bool = True,
         course: bool = False,
         directional: bool = False,
+        encode: StatisticEncoder | None = None,
     ) -> Statistic:
         """Add a statistic (see `Statistic`) and return its row."""
         return self.add(
@@ -176,6 +177,7 @@ class Registry:
                 pure=pure,
                 course=course,
                 directional=directional,
+                encode=encode,
             )
         )
 
