@@ -516,12 +516,35 @@ def compare_json(dataset: Dataset, query: Query) -> bytes:
     rows = [cells.best(cells.rows(stratum, year, location)) for location, year, stratum in sides]
     written, _, _ = _RowTexts.of(table).write(table, [row for row in rows if row is not None])
     estimates = iter(written)
-    a, b = (
-        next(estimates) if row is not None else jsonio.text(_missing(dataset, question, *side))
-        for row, side in zip(rows, sides, strict=True)
+    texts, facts = [], []
+    for row, side in zip(rows, sides, strict=True):
+        if row is None:
+            missing = _missing(dataset, question, *side)
+            texts.append(jsonio.text(missing))
+            facts.append(missing)
+        else:
+            texts.append(next(estimates))
+            facts.append(_facts(table, row))
+    test = jsonio.text(_test(*facts))[1:-1]  # its members
+    return (
+        f'{{"a": {texts[0]}, "b": {texts[1]}, {test}, "method": {_COMPARE_METHOD_TEXT}}}'.encode()
     )
-    test = jsonio.text(_test(jsonio.loads(a), jsonio.loads(b)))[1:-1]  # its members
-    return f'{{"a": {a}, "b": {b}, {test}, "method": {_COMPARE_METHOD_TEXT}}}'.encode()
+
+
+def _facts(table: EstimateTable, row: int) -> Result:
+    """What the test reads of an estimate (`_RowTexts.write` writes the same, and more)."""
+    _, stratum, period, location = table.shape.unpack(table.keys[row])
+    number, low, high = table.value[row], table.low[row], table.high[row]
+    suppressed = number != number or table.withheld[table.footnote_codes[row]]  # noqa: PLR0124
+    return {
+        "location": table.locations[location].abbr,
+        "year": table.periods[period].year,
+        "stratum": table.strata[stratum].id or None,
+        "suppressed": suppressed,
+        "value": None if suppressed else number,
+        "low": None if suppressed or low != low else low,  # noqa: PLR0124 - NaN: no limit
+        "high": None if suppressed or high != high else high,  # noqa: PLR0124
+    }
 
 
 _COMPARE_METHOD_TEXT = jsonio.text(COMPARE_METHOD)
