@@ -259,6 +259,11 @@ def test_numbers_texts_are_the_json_modules():
         sizes[-math.inf]
 
 
+def test_percentages_in_tenths_are_there_from_the_start():
+    for text in ("0.1", "29.6", "33.0", "99.9", "100.0"):
+        assert dict.get(json_text.NUMBERS, float(text)) == text  # no __missing__: there already
+
+
 def test_the_number_memos_are_bounded(monkeypatch):
     monkeypatch.setattr(json_text, "NUMBER_MEMO", len(json_text.NUMBERS) + 3)
     for number in range(1_000, 1_100):
