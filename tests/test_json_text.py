@@ -9,6 +9,7 @@ file whose names need escapes. Plus the memos behind it: numbers' texts and enti
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import math
@@ -19,7 +20,7 @@ from test_queries import CDC, SAMPLE, Reference, read_rows
 
 from lestats import jsonio
 from lestats.actors.engine import Engine
-from lestats.data import demo, json_text
+from lestats.data import demo, estimates, json_text
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.params import KINDS, parse_query
 from lestats.data.statistics import default_registry
@@ -233,6 +234,21 @@ def test_a_registered_encoder_writes_what_the_workers_store(tmp_path):
         for name in ("count", "plain"):
             outcome = engine.wait(engine.submit(name), timeout=30)
             assert outcome.result == jsonio.dumps(count(dataset, query)), name
+
+
+def test_block_starts_are_where_each_block_of_a_question_begins():
+    dataset = load_demo_dataset(3_000, 7)  # repeated cells, empty blocks, several periods
+    table, shape = dataset.table, dataset.table.shape
+    keys = list(table.keys)
+    blocks = json_text.derived(shape, estimates._Blocks, table)
+    for q in range(len(table.questions)):
+        starts = blocks.starts(table, q)
+        assert blocks.starts(table, q) is starts  # kept
+        expected = [
+            bisect.bisect_left(keys, shape.pack(q, 0, 0, 0) + block * shape.locations)
+            for block in range(shape.strata * shape.periods + 1)
+        ]
+        assert list(starts) == expected, q
 
 
 def test_encoded_documents_pass_through_dumps():
