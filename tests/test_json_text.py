@@ -20,7 +20,7 @@ from test_queries import CDC, SAMPLE, Reference, read_rows
 
 from lestats import jsonio
 from lestats.actors.engine import Engine
-from lestats.data import demo, estimates, json_text
+from lestats.data import demo, estimate_rows, json_text
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.params import KINDS, parse_query
 from lestats.data.statistics import default_registry
@@ -240,7 +240,7 @@ def test_block_starts_are_where_each_block_of_a_question_begins():
     dataset = load_demo_dataset(3_000, 7)  # repeated cells, empty blocks, several periods
     table, shape = dataset.table, dataset.table.shape
     keys = list(table.keys)
-    blocks = json_text.derived(shape, estimates._Blocks, table)
+    blocks = json_text.derived(shape, estimate_rows.Blocks, table)
     for q in range(len(table.questions)):
         starts = blocks.starts(table, q)
         assert blocks.starts(table, q) is starts  # kept
