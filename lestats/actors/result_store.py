@@ -158,10 +158,10 @@ class ResultStore(RequestActor):
     def on_stop(self) -> None:
         """Commit and answer what is held, refuse what is queued, close the store."""
         m.refuse_queued(self.actor_inbox, ShuttingDown())
-        self._stop_retrying()
         self._flush_batches()
         self._commit_here()
         self._flush_batches()  # the jobs of a commit that failed just now, in error
+        self._stop_retrying()
         for watchers in self._watchers.values():
             for reply in watchers:
                 m.answer(reply, RUNNING)
@@ -597,8 +597,8 @@ class ResultStore(RequestActor):
                 "%d jobs unfinished at shutdown stay recorded; they run at the next start",
                 len(self._running),
             )
-        self._stop_retrying()
         self._flush_batches()
+        self._stop_retrying()
         self._commit_here()
         m.answer(message.drained, None)
 
