@@ -118,15 +118,18 @@ def gated(redis_server: RedisServer) -> Iterator[GatedRedisStore]:
 def announcements(redis_server: RedisServer) -> Iterator[Callable[[int], list[list[int]]]]:
     """`heard(count)`: the next `count` announcements of finished jobs, as lists of ids."""
     client = redis.Redis.from_url(redis_server.url)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub = client.pubsub()
     pubsub.subscribe(finished_channel("lestats", 0))
+    confirmed = pubsub.get_message(timeout=DEADLINE)  # subscribed before the test begins
+    assert confirmed is not None
+    assert confirmed["type"] == "subscribe"
 
     def heard(count: int) -> list[list[int]]:
         messages: list[list[int]] = []
         deadline = time.monotonic() + DEADLINE
         while len(messages) < count and time.monotonic() < deadline:
             message = pubsub.get_message(timeout=0.1)
-            if message is not None:
+            if message is not None and message["type"] == "message":
                 _node, *ids = message["data"].split()
                 messages.append([int(job_id) for job_id in ids])
         return messages
