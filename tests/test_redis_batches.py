@@ -18,11 +18,11 @@ import redis
 
 from lestats import jsonio
 from lestats import messages as m
-from lestats.actors.jobs import MAX_JOB_ID, RUNNING, JobOutcome, JobStatus
+from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus
 from lestats.data.query import Query
 from lestats.errors import Overloaded, StorageError
 from lestats.stores.memory import MemoryStore
-from lestats.stores.redis import RedisStore, finished_channel
+from lestats.stores.redis import LAST_JOB_ID, RedisStore, finished_channel
 from lestats.testing import MUSCLE, OBESITY, ask
 
 if TYPE_CHECKING:
@@ -373,13 +373,16 @@ def test_complete_many_records_each_job_once_and_says_which(node, redis_server):
 
 def test_a_batch_past_the_last_id_is_refused_whole(node, redis_url):
     raw = redis.Redis.from_url(redis_url)
-    raw.set("{lestats}:last", MAX_JOB_ID - 2)
+    raw.set("{lestats}:last", LAST_JOB_ID - 3)
     with pytest.raises(StorageError, match="job ids exhausted") as refused:
         node.accept_many([BEST5] * 3)
     assert not refused.value.transient
-    assert int(raw.get("{lestats}:last")) == MAX_JOB_ID - 2
+    assert int(raw.get("{lestats}:last")) == LAST_JOB_ID - 3
     assert raw.xlen("{lestats}:jobs") == 0
     assert raw.hlen("{lestats}:status") == 0
+    assert node.accept_many([BEST5] * 2) == [LAST_JOB_ID - 2, LAST_JOB_ID - 1]
+    assert raw.xrange("{lestats}:jobs")[-1][0] == f"{LAST_JOB_ID - 1}-0".encode()
+    assert node.outcome(LAST_JOB_ID - 1) == RUNNING
     raw.close()
 
 

@@ -64,6 +64,8 @@ FORGOTTEN_KEPT = 10_000
 """Forgotten ids held for `expire` at most (the oldest go first if nobody asks)."""
 RETENTION_STEP = 2
 """Old jobs each completion forgets at most: more than the one it adds, so retention keeps up."""
+LAST_JOB_ID = min(MAX_JOB_ID, 10**14)
+"""Ids end here in Redis: its Lua writes numbers with 14 significant digits ("%.14g")."""
 
 WRITING = "cannot record the job"
 READING = "cannot read the job store"
@@ -197,7 +199,7 @@ class RedisStore:
                 self._call(
                     self._accept,
                     [self._last, self._status, self._jobs],
-                    [GROUP, self.node, MAX_JOB_ID, *bodies],
+                    [GROUP, self.node, LAST_JOB_ID, *bodies],
                 )
             )
         except StorageError as exc:
@@ -390,7 +392,7 @@ class RedisStore:
             last = int(raw or 0)
         except ValueError:
             last = -1
-        if not 0 <= last < MAX_JOB_ID:
+        if not 0 <= last < LAST_JOB_ID:
             raise StorageError(f"the job id counter {self._last} in {self._where} holds {raw!r}")
 
     def _warn_if_not_durable(self) -> None:
