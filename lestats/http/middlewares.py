@@ -125,20 +125,14 @@ def _hung_up(request: web.Request) -> str:
     return f"client closed the connection after {received}{of} body bytes"
 
 
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:  # noqa: PLR2004 - redirects pass through
-            raise
-        return error_for(exc)
-    except LeStatsError as exc:
+def _failed(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to a handler's exception (called while it is being handled)."""
+    if isinstance(exc, LeStatsError):
         request[OUTCOME] = str(exc)
         request[FAILURE] = exc
-        return error_for(exc)
-    except Exception as exc:
-        log.exception("%s failed", shown_request(request))
-        return error_for(exc)
+    elif not isinstance(exc, web.HTTPException):
+        log.error("%s failed", shown_request(request), exc_info=exc)
+    return error_for(exc)
 
 
 @web.middleware
@@ -167,7 +161,12 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
             log.info("-> %s %r", shown, params)
             refusal = cross_site_refusal(request)
             if refusal is None:
-                response = await _answer(request, handler)
+                try:  # here rather than in a coroutine of its own: every request passes
+                    response = await handler(request)
+                except Exception as exc:
+                    if isinstance(exc, web.HTTPException) and exc.status < 400:  # noqa: PLR2004
+                        raise  # redirects pass through
+                    response = _failed(request, exc)
             else:
                 request[OUTCOME] = refusal
                 response = error_response(403, refusal)
