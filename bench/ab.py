@@ -16,7 +16,9 @@ against your working tree:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
+import shutil
 import statistics
 import sys
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from bench import bench_http, loadgen, option, parse_plan
 from bench.servers import ServerProcess, scratch_dir
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 DEFAULT_COMMAND = f"{sys.executable} run.py"
 
@@ -81,7 +83,7 @@ async def measure(target: ServerProcess, plan: AbPlan) -> Round:
 
 async def compare(plan: AbPlan) -> str:
     """Run the rounds; the report."""
-    with scratch_dir("ab-") as workdir:
+    with scratch_dir("ab-") as workdir, _removed_after(plan.results_in):
         a = server("A", plan.a, workdir, plan.results_in)
         b = server("B", plan.b, workdir, plan.results_in)
         async with a, b:
@@ -95,6 +97,20 @@ async def compare(plan: AbPlan) -> str:
                 rounds.append(pair)
                 print(f"  round {number + 1}: {line(pair)}", flush=True)
     return report(plan, rounds)
+
+
+@contextlib.contextmanager
+def _removed_after(results_in: str) -> Iterator[None]:
+    """Remove both servers' results from `--results-in` afterwards (a run leaves ~1 GB there).
+
+    On tmpfs, as `--results-in /dev/shm/...` is meant to be, they would otherwise stay in RAM.
+    """
+    try:
+        yield
+    finally:
+        if results_in:
+            for name in ("A", "B"):
+                shutil.rmtree(Path(results_in) / f"{name}-results", ignore_errors=True)
 
 
 def line(pair: tuple[Round, Round]) -> str:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
 
 
-
 def _program(*names: str) -> str | None:
     """The first of `names` found on the PATH."""
     return next((found for name in names if (found := shutil.which(name))), None)

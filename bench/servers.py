@@ -311,10 +311,11 @@ async def scratch_lestats(
             yield server
 
 
-def bare_server(workdir: Path) -> ServerProcess:
-    """The bare aiohttp server of `bench.bare_server` on a free port."""
+def bare_server(workdir: Path, answer: Path | None = None) -> ServerProcess:
+    """The bare aiohttp server of `bench.bare_server` on a free port; `answer`: its `--answer`."""
+    extra = ["--answer", str(answer)] if answer is not None else []
     return ServerProcess(
-        "bare", [sys.executable, "-m", "bench.bare_server", "--port", "0"], workdir
+        "bare", [sys.executable, "-m", "bench.bare_server", "--port", "0", *extra], workdir
     )
 
 

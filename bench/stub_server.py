@@ -20,7 +20,9 @@ from lestats.actors.engine import Engine
 from lestats.actors.jobs import JobOutcome, JobStatus, format_job_id
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+
+    from lestats.data.query import Query
 
 _DATA = CANNED_RESULT[CANNED_RESULT.index(b'"data": ') + len(b'"data": ') : -1]
 
@@ -30,16 +32,20 @@ def stub_engine() -> None:
     ids = itertools.count(1)
 
     async def submit_async(
-        self: Engine, endpoint: str, question: object, state: object = None
+        self: Engine,
+        kind: str | Query,
+        question: object,
+        state: object,
+        params: Mapping[str, object],
     ) -> str:
-        self.query(endpoint, question, state)
+        self._submission(kind, question, state, params)  # checked as the real engine does
         return format_job_id(next(ids))
 
     async def outcome_async(self: Engine, job_id: str | int) -> JobOutcome:
         del self, job_id
         return JobOutcome(JobStatus.DONE, _DATA)
 
-    Engine.submit_async = submit_async  # type: ignore[method-assign]
+    Engine._submit_async = submit_async  # type: ignore[method-assign]  # noqa: SLF001
     Engine.outcome_async = outcome_async  # type: ignore[method-assign]
 
 

@@ -6,7 +6,7 @@ import gc
 import os
 
 from lestats.actors.engine import DEFAULT_MAX_PENDING, default_workers
-from lestats.cli import parse_args, startup_objects_frozen
+from lestats.cli import YOUNG_COLLECTION_THRESHOLD, parse_args, startup_objects_frozen
 
 
 def test_defaults_bind_loopback_only_and_match_the_spec():
@@ -35,11 +35,14 @@ def test_objects_alive_at_startup_are_frozen_while_serving_then_released():
 
     before = LongLived()
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     with startup_objects_frozen():
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
         assert gc.get_freeze_count() > 0
         during = LongLived()
         frozen_ids = {id(o) for o in gc.get_objects()}  # frozen objects are not listed
         assert id(before) not in frozen_ids
         assert id(during) in frozen_ids
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
     assert id(before) in {id(o) for o in gc.get_objects()}

@@ -10,6 +10,7 @@ import json
 import logging
 import random
 import re
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from lestats.data.demo import write_demo_csv
 from lestats.logs import (
     DATE_FORMAT,
     LOG_FORMAT,
+    UNKNOWN_SOURCE,
+    ServerRecord,
     UTCFormatter,
     _DequeHandler,
     _RotatingFile,
@@ -400,3 +403,106 @@ def test_the_default_time_text_keeps_each_records_milliseconds():
         texts.append(formatter.format(record))
     assert texts[0].endswith(",100")
     assert texts[1].endswith(",900")
+
+
+# --- the server's cheaper records and text format -------------------------------------------------
+
+TIME_FIELDS = {"created", "msecs", "relativeCreated"}
+
+
+@pytest.fixture
+def server_switches(monkeypatch):
+    """`logging` as `start_file_logging` sets it: no caller, thread or process gathered."""
+    monkeypatch.setattr(logging, "_srcfile", None)
+    for switch in ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks"):
+        monkeypatch.setattr(logging, switch, False, raising=False)
+
+
+def both_records(*fields: object) -> tuple[dict, dict]:
+    """The attributes of a `ServerRecord` and of a `LogRecord` made of the same `fields`."""
+    return vars(ServerRecord(*fields)), vars(logging.LogRecord(*fields))
+
+
+def exc_info_of(error: Exception) -> tuple:
+    try:
+        raise error
+    except type(error):
+        return sys.exc_info()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("a", 1, 2.5), ({"key": "value"},), ({},), (["list"],)],
+    ids=["none", "positional", "mapping", "empty-mapping", "list"],
+)
+@pytest.mark.usefixtures("server_switches")
+def test_a_server_record_carries_what_a_logging_record_carries(args):
+    fields = ("lestats.http", logging.WARNING, UNKNOWN_SOURCE, 0, "m %s", args, None)
+    mine, theirs = both_records(*fields, "(unknown function)", None)
+    assert set(mine) == set(theirs)
+    assert {k: v for k, v in mine.items() if k not in TIME_FIELDS} == {
+        k: v for k, v in theirs.items() if k not in TIME_FIELDS
+    }
+    assert abs(mine["created"] - theirs["created"]) < 1.0
+    assert abs(mine["relativeCreated"] - theirs["relativeCreated"]) < 1000.0
+    assert mine["msecs"] == int((mine["created"] % 1) * 1000)
+
+
+@pytest.mark.usefixtures("server_switches")
+def test_a_server_record_with_a_traceback_or_a_source_path_is_loggings_own():
+    error = exc_info_of(ValueError("boom"))
+    mine, theirs = both_records("t", logging.ERROR, UNKNOWN_SOURCE, 0, "x", (), error, "f", "s")
+    assert mine["exc_info"] is error
+    assert {k: v for k, v in mine.items() if k not in TIME_FIELDS} == {
+        k: v for k, v in theirs.items() if k not in TIME_FIELDS
+    }
+    mine, theirs = both_records("t", logging.INFO, __file__, 7, "x", (), None)
+    assert (mine["filename"], mine["module"]) == ("test_logging.py", "test_logging")
+    assert (mine["filename"], mine["module"]) == (theirs["filename"], theirs["module"])
+
+
+@pytest.mark.usefixtures("server_switches")
+def test_a_server_record_gathers_threads_when_logging_is_asked_to(monkeypatch):
+    monkeypatch.setattr(logging, "logThreads", True)
+    mine, theirs = both_records("t", logging.INFO, UNKNOWN_SOURCE, 0, "x", (), None)
+    assert mine["thread"] == theirs["thread"] is not None
+    assert mine["threadName"] == theirs["threadName"] is not None
+
+
+@pytest.mark.usefixtures("server_switches")
+def test_the_text_format_is_loggings_own_text():
+    formatter = UTCFormatter(LOG_FORMAT, DATE_FORMAT)
+    reference = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
+    reference.converter = time.gmtime
+    rng = random.Random(11)
+    messages = [
+        ("-> %s %r", ("POST /api/best5", '{"question": "é\n\u2028"}')),
+        ("<- %s %d %s (%.2f ms)", ("GET /api/jobs", 200, "done", 0.123)),
+        ("plain, no arguments: 100%", ()),
+        ("%(who)s by name", ({"who": "args"},)),
+    ]
+    for _ in range(200):
+        message, args = rng.choice(messages)
+        level = rng.choice((logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR))
+        record = ServerRecord("lestats.http", level, UNKNOWN_SOURCE, 0, message, args, None)
+        record.created = BASE + rng.randrange(100_000) / 1000
+        record.msecs = int((record.created % 1) * 1000) + 0.0
+        assert formatter.format(record) == reference.format(record)
+    failed = ServerRecord(
+        "lestats", logging.ERROR, UNKNOWN_SOURCE, 0, "job %d failed", (3,), exc_info_of(KeyError(1))
+    )
+    text = formatter.format(failed)
+    assert text == reference.format(failed)
+    assert text.splitlines()[1] == "Traceback (most recent call last):"
+
+
+def test_the_writer_makes_server_records_while_it_runs_then_gives_the_factory_back(tmp_path):
+    before = logging.getLogRecordFactory()
+    path = tmp_path / "records.log"
+    with file_logging(path):
+        assert logging.getLogRecordFactory() is ServerRecord
+        logging.getLogger("lestats.test_logging").info("made by %s", "ServerRecord")
+    assert logging.getLogRecordFactory() is before
+    (line,) = path.read_text().splitlines()
+    assert TIMESTAMP.match(line)
+    assert line.endswith(" INFO lestats.test_logging: made by ServerRecord")

@@ -39,6 +39,8 @@ from lestats.http.middlewares import shown_request
 from lestats.http.responses import error_response
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from aiohttp.web_request import BaseRequest
 
 log = logging.getLogger("lestats.http")
@@ -119,17 +121,24 @@ class GuardedRequestHandler(RequestHandler):
         return self._next_keepalive_close_time
 
     def data_received(self, data: bytes) -> None:
-        """Feed aiohttp's parser; time the headers of a request that has begun."""
-        was_idle = self.idle
-        super().data_received(data)
-        if not was_idle or not data:
+        """Feed aiohttp's parser; time the headers of a request that has begun.
+
+        Every request passes here, hence `idle` spelt out: the waiter is the same object
+        before and after the parser ran (aiohttp sets its result when headers are complete).
+        """
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self._messages:  # a request is being handled
+            super().data_received(data)
             return
-        if self.idle:  # bytes of a request whose headers are not complete yet
+        super().data_received(data)
+        if not data:
+            return
+        if not waiter.done() and not self._messages:  # headers begun, not complete yet
             if self._header_timer is None:
                 self._header_timer = self._loop.call_later(
                     self._header_timeout, self._headers_too_slow
                 )
-        else:
+        elif self._header_timer is not None:
             self._cancel_header_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -222,10 +231,13 @@ class GuardedRequestHandler(RequestHandler):
         response.force_close()
         return response
 
-    async def finish_response(
+    def finish_response(
         self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        """Turn an HTTP error raised before the middleware ran (`Expect`) into JSON."""
+    ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
+        """Turn an HTTP error raised before the middleware ran (`Expect`) into JSON.
+
+        Not a coroutine itself: it hands over aiohttp's, one coroutine less per request.
+        """
         if isinstance(resp, web.HTTPException) and resp.status >= 400:  # noqa: PLR2004
             log.info(
                 "<- %s %d %s (refused before routing)",
@@ -236,7 +248,7 @@ class GuardedRequestHandler(RequestHandler):
             json_answer = error_response(resp.status, resp.text or resp.reason)
             json_answer.force_close()
             resp = json_answer
-        return await super().finish_response(request, resp, start_time)
+        return super().finish_response(request, resp, start_time)
 
 
 def _peer(handler: RequestHandler) -> str:

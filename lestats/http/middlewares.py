@@ -7,7 +7,6 @@ request body (bounded in size and in time), and refuses requests sent by other w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -90,18 +89,16 @@ class _BodyRefused(Exception):  # noqa: N818 - a refusal, carried to one place
 
 
 async def _read_body(request: web.Request) -> bytes:
-    """The whole body, or `_BodyRefused`: bad encoding, too large, too slow, undecodable."""
-    if not request.body_exists:
-        return b""
+    """The whole body (there is one), or `_BodyRefused`: bad encoding, too large, too slow..."""
     encoding = request.headers.get("Content-Encoding")
     if encoding is not None and encoding.strip().lower() not in CONTENT_ENCODINGS:
         reason = f"Content-Encoding {encoding[:40]!r} is not supported"
         raise _BodyRefused(error_response(415, reason, allowed=CONTENT_ENCODINGS), reason)
     seconds = request.app[BODY_TIMEOUT]
-    # A body already all here (the usual small JSON) has nothing to wait for: no timer for it.
-    deadline = contextlib.nullcontext() if request.content.is_eof() else asyncio.timeout(seconds)
     try:
-        async with deadline:
+        if request.content.is_eof():  # all here (the usual small JSON): no timer to wait on
+            return await request.read()
+        async with asyncio.timeout(seconds):
             return await request.read()
     except web.HTTPException as exc:
         raise _BodyRefused(error_for(exc), exc.reason) from None
@@ -128,20 +125,14 @@ def _hung_up(request: web.Request) -> str:
     return f"client closed the connection after {received}{of} body bytes"
 
 
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:  # noqa: PLR2004 - redirects pass through
-            raise
-        return error_for(exc)
-    except LeStatsError as exc:
+def _failed(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to a handler's exception (called while it is being handled)."""
+    if isinstance(exc, LeStatsError):
         request[OUTCOME] = str(exc)
         request[FAILURE] = exc
-        return error_for(exc)
-    except Exception as exc:
-        log.exception("%s failed", shown_request(request))
-        return error_for(exc)
+    elif not isinstance(exc, web.HTTPException):
+        log.error("%s failed", shown_request(request), exc_info=exc)
+    return error_for(exc)
 
 
 @web.middleware
@@ -157,7 +148,7 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
     reading = True
     try:
         try:
-            body = await _read_body(request)
+            body = await _read_body(request) if request.body_exists else b""
         except _BodyRefused as refused:
             log.info("-> %s (body not read: %s)", shown, refused.note)
             if refused.response.status == GONE:
@@ -170,7 +161,12 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
             log.info("-> %s %r", shown, params)
             refusal = cross_site_refusal(request)
             if refusal is None:
-                response = await _answer(request, handler)
+                try:  # here rather than in a coroutine of its own: every request passes
+                    response = await handler(request)
+                except Exception as exc:
+                    if isinstance(exc, web.HTTPException) and exc.status < 400:  # noqa: PLR2004
+                        raise  # redirects pass through
+                    response = _failed(request, exc)
             else:
                 request[OUTCOME] = refusal
                 response = error_response(403, refusal)
