@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gc
 import gzip
 import io
 import logging
@@ -66,19 +65,21 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from lestats.data.dataset import Dataset, GroupKey
-from lestats.data.loader import (
-    KEY_COLUMNS,
-    VALUE_COLUMN,
-    column_indexes,
-    load_with_csv,
-)
+from lestats.data.loader import column_indexes, load_with_csv
 from lestats.data.numbers import MAX_MAGNITUDE
+from lestats.data.row_columns import (
+    KEY_COLUMNS,
+    TEXT_COLUMNS,
+    VALUE_COLUMN,
+    collector_paused,
+)
 from lestats.data.table import (
     ENTITY_COLUMNS,
     NUMBER_COLUMNS,
     EstimateTable,
     Shape,
     canonical_order,
+    code_type,
     number_or_nan,
 )
 from lestats.errors import DatasetError
@@ -97,10 +98,6 @@ PLAIN_DECIMAL = r"^-?[0-9]{1,15}(?:\.[0-9]{1,15})?$"
 BLOCK_SIZE = 1 << 20
 """Bytes pyarrow parses at a time: a record must end within the next block."""
 _KEY_TYPE = pa.dictionary(pa.int32(), pa.string())
-_TEXT_COLUMNS = tuple(
-    dict.fromkeys((*KEY_COLUMNS, *(name for names in ENTITY_COLUMNS.values() for name in names)))
-)
-"""The text columns read (dictionary-encoded): the group key's and the estimate table's."""
 _ESTIMATE_COLUMNS = (
     *(name for names in ENTITY_COLUMNS.values() for name in names),
     *NUMBER_COLUMNS,
@@ -172,7 +169,7 @@ def _load(path: Path, source: str) -> Dataset:
     if rows == 0:
         problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
         raise DatasetError(source, f"{problem} the header's {width} columns")
-    with _collector_paused():
+    with collector_paused():
         # Only the estimate table holds its own columns: it drops each once used (peak memory),
         # which it can since it pops them from a list that no one else holds.
         own = [_column(names[name]) for name in _ESTIMATE_COLUMNS if name in names]
@@ -243,7 +240,7 @@ def _read_rows(
         malformed += 1
         return "skip"
 
-    texts = {_column(names[name]) for name in _TEXT_COLUMNS if name in names}
+    texts = {_column(names[name]) for name in TEXT_COLUMNS if name in names}
     numbers = {_column(names[name]) for name in NUMBER_COLUMNS if name in names}
     parsed = {_column(names[name]) for name in _PARSED_COLUMNS if name in names}
     types = dict.fromkeys(texts, _KEY_TYPE) | dict.fromkeys(numbers, pa.string())
@@ -322,22 +319,6 @@ def _system_allocator() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (if it runs) while the groups are built.
-
-    The ~500,000 arrays, lists and tuples built from 1M rows hold no reference cycles, but
-    allocating them triggers collections that would walk them all again and again (~0.3 s).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _raw_groups(table: pa.Table, names: dict[str, int]) -> dict[GroupKey, Sequence[float | str]]:
     """Values by group key: groups in order of first row, values in row order, as csv does.
 
@@ -408,7 +389,7 @@ def _texts_by_group(
 
 
 def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTable:
-    """The rows as `table.EstimateTable.build` would make them from the csv path, sorted here.
+    """The rows as `row_columns.RowColumns` makes them on the csv path, sorted in C++ here.
 
     `handed` holds the table of its columns, taken out so that each column is freed once used.
     """
@@ -449,10 +430,9 @@ def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTa
     packed = pc.divide(ordering, footnote_count)  # integer division: the keys, sorted
     keys = array("q")
     keys.frombytes(_values(packed, 8))
-    code_type = "H" if footnote_count <= 1 << 16 else "I"
-    footnotes = array(code_type)
+    footnotes = array(code_type(footnote_count))
     sorted_footnotes = pc.subtract(ordering, pc.multiply(packed, footnote_count)).cast(
-        pa.uint16() if code_type == "H" else pa.uint32()
+        pa.uint16() if footnotes.typecode == "H" else pa.uint32()
     )
     del ordering, packed
     footnotes.frombytes(_values(sorted_footnotes, footnotes.itemsize))

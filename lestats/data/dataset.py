@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from lestats.data.catalog import Catalog
 from lestats.data.numbers import MAX_MAGNITUDE, NUMBER, parse_number
-from lestats.data.table import KEPT_COLUMNS, EstimateTable, RowCollector
+from lestats.data.row_columns import RowColumns
+from lestats.data.table import KEPT_COLUMNS, EstimateTable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -117,21 +118,10 @@ class Dataset:
 
         The table gets the columns a `Record` has (no ids, intervals or footnotes).
         """
-        raw: defaultdict[GroupKey, list[float | str | None]] = defaultdict(list)
-        collector = RowCollector(_RECORD_INDEXES)
-        rows = 0
-        for record in records:
-            question, state, value, *rest = record
-            raw[(question, state, *rest)].append(value)  # type: ignore[index]
-            collector.add(_record_row(Record(*record)))
-            rows += 1
-        return cls.from_raw_groups(
-            raw,
-            source=source,
-            rows_read=rows,
-            rows_skipped=0,
-            table=EstimateTable.build(collector.columns()),
-        )
+        columns = RowColumns(_RECORD_INDEXES, len(Record._fields) + 1)
+        columns.read(_record_row(Record(*record)) for record in records)
+        groups, dropped, table = columns.build()
+        return cls(groups, source=source, rows_read=len(columns), rows_skipped=dropped, table=table)
 
     @classmethod
     def from_raw_groups(
