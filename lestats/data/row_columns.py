@@ -1,24 +1,23 @@
-"""The csv path's rows turned into the course groups and the v2 row table, a column at a time.
+"""The csv path's rows turned into the v2 row table and the course groups, a column at a time.
 
 Why this exists: the csv module hands over one list of cells per row, and a Python statement
 per row and column is what made the csv path slow (~10 s for 1M rows, twice the loader without
 the row table). So the rows are read a batch at a time (`ROW_BATCH`, small enough to stay in
 the CPU cache) and every step is a `map` over a batch, run in C:
 
-- each row's text columns (all the entities' and the group key's, which are among them) are
-  looked up, as one tuple, in a dict that numbers the distinct tuples (`_Codes`): the row keeps
-  one integer, its *wide code*, and every text a row implies (its question's id, class, topic,
-  its stratum's ids, its location's abbreviation, its group key) is then worked out once per
-  distinct tuple, not once per row (the CDC file has no two rows alike; the 1M-row demo file
-  has ~6 rows per tuple);
-- each number column is looked up by its text in a dict that numbers the distinct texts (values
-  repeat: `29.6`): each is parsed once, by the same `numbers.parse_number` as everywhere.
+- each row's text columns (all the entities', the group key's among them) are looked up, as one
+  tuple, in a dict that numbers the distinct tuples (`_WideCodes`): the row keeps one integer,
+  its *wide code*, and every text a row implies (its question's id, class, topic, its
+  stratum's ids, its location's abbreviation) is then worked out once per distinct tuple, not
+  once per row (the CDC file has no two rows alike; the 1M-row demo file has ~5 rows a tuple);
+- the number cells are looked up by their text in a dict that numbers the distinct texts (values
+  repeat: `29.6`): each is parsed once, by `table.number_or_nan` as on the arrow path.
 
-Then the groups are filled in row order, by C-level calls of each group's `array.append`, and
-the table's rows are ordered by one integer each, which packs the row's place (its cell and
-footnote) and the ranks of its four numbers (NaN after every number): that sort gives the very
-order of `table.EstimateTable` (place, then value, low, high, sample size), and the columns are
-unpacked from the sorted integers.
+Then the table's rows are ordered by one integer each, which packs the rank of the row's place
+(its cell and footnote) and the ranks of its four numbers (NaN after every number): that one
+sort gives the very order of `table.EstimateTable` (place, then value, low, high, sample size),
+and the columns are unpacked from the sorted integers. The course groups are slices of the
+sorted value column (`groups.course_groups`).
 """
 
 from __future__ import annotations
@@ -26,13 +25,12 @@ from __future__ import annotations
 import gc
 import math
 from array import array
-from collections import deque
 from contextlib import contextmanager
 from itertools import chain, islice, repeat
-from operator import add, and_, call, itemgetter, lshift, or_, rshift
+from operator import add, and_, itemgetter, lshift, or_, rshift
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lestats.data.numbers import parse_number
+from lestats.data.groups import KEY_COLUMNS, course_groups
 from lestats.data.table import (
     ENTITY_COLUMNS,
     NUMBER_COLUMNS,
@@ -58,20 +56,10 @@ __all__ = [
 ]
 
 VALUE_COLUMN = "Data_Value"
-KEY_COLUMNS: tuple[str, ...] = (
-    "Question",
-    "LocationDesc",
-    "StratificationCategory1",
-    "Stratification1",
-    "YearStart",
-    "YearEnd",
-    "LocationAbbr",
-)
-"""The group key's columns, in `GroupKey` order (all of them entity columns)."""
 TEXT_COLUMNS: tuple[str, ...] = tuple(
     dict.fromkeys((*KEY_COLUMNS, *(name for names in ENTITY_COLUMNS.values() for name in names)))
 )
-"""The text columns a row is numbered by: every entity's and the group key's."""
+"""The text columns a row is numbered by: every entity's (the group key's are among them)."""
 ENTITY_ORDER = ("question", "stratum", "period", "location", "footnote")
 """The entities in the order a row's place packs them (see `table.Shape`)."""
 _MASK_64 = (1 << 64) - 1
@@ -187,10 +175,6 @@ class RowColumns:
         def cells_of(names: Sequence[str]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
             return _getter([position.get(name, absent) for name in names])
 
-        group_codes = _Codes[tuple[str, ...]]()
-        group_of_wide = list(map(group_codes.__getitem__, map(cells_of(KEY_COLUMNS), wides)))
-        groups, dropped = self._groups(list(group_codes), group_of_wide)  # type: ignore[arg-type]
-        del group_codes, group_of_wide
         words: dict[str, list[tuple[str, ...]]] = {}
         entity_of_wide: dict[str, list[int]] = {}
         for entity, names in ENTITY_COLUMNS.items():
@@ -199,38 +183,14 @@ class RowColumns:
             words[entity], remap = canonical_order(list(distinct))
             entity_of_wide[entity] = list(map(remap.__getitem__, codes))
         del wides
-        return groups, dropped, self._table(words, entity_of_wide)
+        table = self._table(words, entity_of_wide)
+        groups, dropped = course_groups(words, table.keys, table.value)
+        return groups, dropped, table
 
     def _column(self, name: str) -> array[int]:
         """The text codes of one number column, a row after the other."""
         step = len(self.numbers_present)
         return self._cells[self.numbers_present.index(name) :: step]
-
-    def _groups(
-        self, group_keys: list[GroupKey], group_of_wide: list[int]
-    ) -> tuple[dict[GroupKey, array[float]], int]:
-        """Each group's finite values in row order, and how many rows have none.
-
-        Every row's value is appended to its group's array by C-level calls, NaN where it is
-        no finite number (`parse_number` gives no NaN); the few groups with a NaN drop them.
-        """
-        parsed = [math.nan if n is None else n for n in map(parse_number, self._texts)]
-        values = [array("d") for _ in group_keys]
-        appends = [group.append for group in values]
-        appends = list(map(appends.__getitem__, group_of_wide))  # by wide code
-        deque(
-            map(
-                call,
-                map(appends.__getitem__, self._rows),
-                map(parsed.__getitem__, self._column(VALUE_COLUMN)),
-            ),
-            maxlen=0,
-        )
-        del appends
-        finite = list(map(_finite, values))
-        del values
-        dropped = len(self) - sum(map(len, finite))
-        return dict(zip(group_keys, finite, strict=True)), dropped
 
     def _table(
         self, words: dict[str, list[tuple[str, ...]]], entity_of_wide: dict[str, list[int]]
@@ -341,14 +301,6 @@ def _getter(indexes: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
         only = indexes[0]
         return lambda row: (row[only],)
     return itemgetter(*indexes)
-
-
-def _finite(values: array[float]) -> array[float]:
-    """`values` without its NaNs, as an array of its exact size."""
-    total = sum(values)
-    if total == total:  # no NaN (an overflow to an infinity sum only costs a look)  # noqa: PLR0124
-        return values[:]
-    return array("d", [number for number in values if number == number])  # noqa: PLR0124
 
 
 def _dense_ranks(keys: Sequence[Any]) -> list[int]:
