@@ -16,6 +16,7 @@ which changes no statistic either (`fsum` of `-0.0` values is `0.0`).
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from itertools import compress, count, islice, repeat
 from operator import floordiv, mod, ne
 from typing import TYPE_CHECKING
@@ -80,18 +81,13 @@ def course_groups(
             strict=True,
         )
     )
-    finite = list(map(_finite, map(values.__getitem__, map(slice, starts, ends))))
+    finite = list(map(values.__getitem__, map(slice, starts, ends)))
+    nan_rows = compress(count(), map(ne, values, values))  # NaN: the number unequal to itself
+    for cell in {bisect_right(starts, row) - 1 for row in nan_rows}:
+        finite[cell] = array("d", [n for n in finite[cell] if n == n])  # noqa: PLR0124
     groups = dict(zip(group_keys, finite, strict=True))
     if len(groups) < len(group_keys):  # a group of several cells: join them
         groups = {}
         for key, part in zip(group_keys, finite, strict=True):
             groups[key] = groups[key] + part if key in groups else part
     return groups, len(keys) - sum(map(len, finite))
-
-
-def _finite(values: array[float]) -> array[float]:
-    """`values` without its NaNs (the table's values are NaN or finite)."""
-    total = sum(values)
-    if total == total:  # noqa: PLR0124 - no NaN (a sum overflowing to infinity only costs a look)
-        return values
-    return array("d", [number for number in values if number == number])  # noqa: PLR0124
