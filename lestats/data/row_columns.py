@@ -25,9 +25,10 @@ from __future__ import annotations
 import gc
 import math
 from array import array
+from collections import deque
 from contextlib import contextmanager
-from itertools import chain, islice, repeat
-from operator import add, and_, itemgetter, lshift, or_, rshift
+from itertools import chain, count, islice, repeat
+from operator import add, and_, floordiv, itemgetter, lshift, mod, or_, rshift
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lestats.data.groups import KEY_COLUMNS, course_groups
@@ -63,6 +64,10 @@ TEXT_COLUMNS: tuple[str, ...] = tuple(
 ENTITY_ORDER = ("question", "stratum", "period", "location", "footnote")
 """The entities in the order a row's place packs them (see `table.Shape`)."""
 _MASK_64 = (1 << 64) - 1
+_RANK_BITS = 16
+"""Bits of a number's rank in a row's sort key when the file has at most 65,536 number texts
+(else twice as many)."""
+_RANK_TYPES = {16: "H", 32: "I"}
 ROW_BATCH = 512
 """Rows handled a batch at a time: ~1 MB of cells for the CDC layout, which stays in cache."""
 
@@ -197,9 +202,10 @@ class RowColumns:
     ) -> EstimateTable:
         """The rows sorted by (place, value, low, high, sample size), NaN after every number.
 
-        Each row becomes one integer, `place << 128 | value << 96 | low << 64 | high << 32 |
-        sample size`, with each number replaced by its rank (`_ranks`), built and taken apart by
-        `map`s over arrays; one integer sort orders the rows.
+        Each row becomes one integer, `place << 64 | value << 48 | low << 32 | high << 16 |
+        sample size`, with the place and each number replaced by its rank (`_ranks`; 32 bits a
+        rank if the file has over 65,536 distinct numbers), built and taken apart by `map`s
+        over arrays; one integer sort orders the rows.
         """
         shape = Shape.of(words)
         footnotes = len(words["footnote"])
@@ -210,73 +216,88 @@ class RowColumns:
             )
         ]
         del entity_of_wide
-        place_rank = _dense_ranks(place_of_wide)
-        key_of_rank = [0] * len(place_of_wide)
-        footnote_of_rank = [0] * len(place_of_wide)
-        for place, rank in zip(place_of_wide, place_rank, strict=True):
-            key_of_rank[rank], footnote_of_rank[rank] = divmod(place, footnotes)
-        del place_of_wide
+        # Distinct texts make distinct places: a place's rank is its position once sorted.
+        by_place = sorted(range(len(place_of_wide)), key=place_of_wide.__getitem__)
+        place_rank = [0] * len(by_place)
+        deque(map(place_rank.__setitem__, by_place, count()), maxlen=0)
+        places = list(map(place_of_wide.__getitem__, by_place))
+        del place_of_wide, by_place
         empty = self._texts[""]  # what an absent column reads as
         rank_of_text, number_of_rank = _ranks(self._texts)
-        high, low = self._number_words(rank_of_text, rank_of_text[empty])
-        ordered = list(
-            map(
-                or_,
-                map(
-                    lshift,
-                    map(
-                        or_, map(lshift, map(place_rank.__getitem__, self._rows), repeat(64)), high
-                    ),
-                    repeat(64),
-                ),
-                low,
-            )
-        )
-        del place_rank, high, low
+        bits = _RANK_BITS if len(number_of_rank) <= 1 << _RANK_BITS else 2 * _RANK_BITS
+        number_words = self._number_words(rank_of_text, rank_of_text[empty], bits)
+        packed: Iterator[int] = map(place_rank.__getitem__, self._rows)
+        for word in number_words:
+            packed = map(or_, map(lshift, packed, repeat(64)), word)
+        ordered = list(packed)
+        del place_rank, number_words, packed
         ordered.sort()
-        numbers = self._numbers_in_order(ordered, number_of_rank)
-        ranks = array("I", map(rshift, ordered, repeat(128)))
+        numbers = _numbers_in_order(ordered, number_of_rank, bits)
+        ranks = array("I", map(rshift, ordered, repeat(bits * len(NUMBER_COLUMNS))))
         del ordered
         return EstimateTable(
             words,
-            array("q", map(key_of_rank.__getitem__, ranks)),
-            array(code_type(footnotes), map(footnote_of_rank.__getitem__, ranks)),
+            array("q", map(floordiv, map(places.__getitem__, ranks), repeat(footnotes))),
+            array(
+                code_type(footnotes), map(mod, map(places.__getitem__, ranks), repeat(footnotes))
+            ),
             numbers,
         )
 
-    def _number_words(self, rank_of_text: list[int], empty: int) -> tuple[array[int], array[int]]:
-        """Per row, `value << 32 | low` and `high << 32 | sample size`, by rank (NaN if absent).
+    def _number_words(self, rank_of_text: list[int], empty: int, bits: int) -> list[array[int]]:
+        """Each row's number ranks (value first) packed in 64-bit words, most significant first.
 
-        Built as the bytes of 32-bit ranks in little-endian order (low before value) read as
-        64-bit words.
+        `bits` (16 or 32) bits a rank: one word a row, or two. Built as the bytes of the ranks
+        in the little-endian order of the words' slots (`_slots`).
         """
         rows = len(self)
-        ranks = array("I", map(rank_of_text.__getitem__, self._cells))
+        typecode = _RANK_TYPES[bits]
+        ranks = array(typecode, map(rank_of_text.__getitem__, self._cells))
         step = len(self.numbers_present)
-        # (value, low, high, sample size) go to the 32-bit slots 1, 0, 3, 2 of each row.
-        slots = array("I", bytes(16 * rows))
-        for slot, name in zip((1, 0, 3, 2), NUMBER_COLUMNS, strict=True):
+        slots = array(typecode, bytes(rows * len(NUMBER_COLUMNS) * bits // 8))
+        for slot, name in zip(_slots(bits), NUMBER_COLUMNS, strict=True):
             if name in self.numbers_present:
-                slots[slot::4] = ranks[self.numbers_present.index(name) :: step]
+                slots[slot :: len(NUMBER_COLUMNS)] = ranks[self.numbers_present.index(name) :: step]
             else:
-                slots[slot::4] = array("I", [empty]) * rows
+                slots[slot :: len(NUMBER_COLUMNS)] = array(typecode, [empty]) * rows
         del ranks
         words = array("Q", slots.tobytes())
         del slots
-        return words[0::2], words[1::2]
+        per_row = len(words) // rows if rows else 1
+        return [words[word::per_row] for word in range(per_row)]
 
-    def _numbers_in_order(
-        self, ordered: list[int], number_of_rank: list[float]
-    ) -> list[array[float]]:
-        """The four number columns of the sorted rows, taken out of their integers."""
-        words = array("Q", bytes(16 * len(ordered)))
-        words[0::2] = array("Q", map(and_, map(rshift, ordered, repeat(64)), repeat(_MASK_64)))
-        words[1::2] = array("Q", map(and_, ordered, repeat(_MASK_64)))
-        slots = array("I", words.tobytes())
-        del words
-        return [
-            array("d", map(number_of_rank.__getitem__, slots[slot::4])) for slot in (1, 0, 3, 2)
-        ]
+
+def _slots(bits: int) -> list[int]:
+    """Where each number's rank sits among a row's slots of `bits` bits (value, low, high, size).
+
+    Words are little-endian and the row's first word the most significant: the value's rank
+    must be the highest slot of the first word, and so on.
+    """
+    per_word = 64 // bits
+    return [
+        index // per_word * per_word + per_word - 1 - index % per_word
+        for index in range(len(NUMBER_COLUMNS))
+    ]
+
+
+def _numbers_in_order(
+    ordered: list[int], number_of_rank: list[float], bits: int
+) -> list[array[float]]:
+    """The four number columns of the sorted rows, taken out of their integers."""
+    per_row = len(NUMBER_COLUMNS) * bits // 64
+    words = array("Q", bytes(8 * per_row * len(ordered)))
+    for word in range(per_row):
+        shift = 64 * (per_row - 1 - word)
+        words[word::per_row] = array(
+            "Q",
+            map(and_, map(rshift, ordered, repeat(shift)) if shift else ordered, repeat(_MASK_64)),
+        )
+    slots = array(_RANK_TYPES[bits], words.tobytes())
+    del words
+    return [
+        array("d", map(number_of_rank.__getitem__, slots[slot :: len(NUMBER_COLUMNS)]))
+        for slot in _slots(bits)
+    ]
 
 
 @contextmanager
