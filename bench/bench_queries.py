@@ -13,9 +13,13 @@ Usage: python -m bench.bench_queries [--runs 3] [--rows 1000000] [--jobs 200]
    The best CPU time (`process_time`, all threads) is printed beside the wall time: on a
    machine shared with other work it moves less than the wall time.
    The fingerprint, computed on first use, is timed apart.
-2. Worker time per job: on the CDC dataset, `--jobs` distinct ranking and trend queries each
-   computed once and encoded as the Worker does (`runner` + `jsonio.dumps`), i.e. the cost of a
-   query not yet in the Worker's memo; median and 95th percentile in microseconds.
+2. Worker time per job: on the CDC dataset, `--jobs` distinct random queries of each kind
+   (ranking, trend, compare, estimates of 1-3 states) each computed once and encoded as the
+   Worker does (`Registry.encode` + `jsonio.dumps`), i.e. the cost of a query not yet in the
+   Worker's memo; the discovery kinds' one query each, computed `--jobs` times. Median and 95th
+   percentile in microseconds, and the answers' median size. Only "after": run this part with
+   an older tree first on the path for "before" (it uses `Registry.run` where there is no
+   `Registry.encode`).
 
 Goals: after <= 1.25 x before in load time and in memory; ranking and trend <= 100 us a job.
 """
@@ -23,6 +27,7 @@ Goals: after <= 1.25 x before in load time and in memory; ranking and trend <= 1
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -34,10 +39,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lestats.data.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 1.25
 GOAL_JOB_US = 100.0
+PARAMETERIZED = ("ranking", "trend", "compare", "estimates")
+"""The kinds measured on `--jobs` distinct random queries each."""
+DISCOVERY = ("questions", "locations", "strata")
+"""The kinds without parameters: their one query, computed `--jobs` times."""
 
 _CHILD = r"""
 import gc, json, os, resource, sys, time
@@ -171,43 +184,67 @@ def bench_loading(files: list[Path], runs: int) -> None:
                     print(f"{'':>24} fingerprint on first use: {after.fingerprint_s:.3f} s")
 
 
+def _random_query(catalog: Catalog, kind: str, rng: random.Random) -> dict[str, object]:
+    """The parameters of a random query of `kind` (a question, then what the kind takes)."""
+    states = [abbr for abbr, _, place, _ in catalog.places if place != "national"]
+    strata = list(catalog.strata)
+    question = rng.choice(list(catalog.questions))
+    raw: dict[str, object] = {"question": question}
+    if kind == "estimates":  # what a map or table of a few states asks: ~70 rows
+        raw["location"] = rng.sample(states, rng.randint(1, 3))
+        if rng.random() < 0.5:
+            raw["year"] = [rng.choice(catalog.years[question])]
+        if rng.random() < 0.3:
+            raw["category"] = rng.choice(sorted({s.category_id for s in catalog.strata.values()}))
+        return raw
+    raw["stratum"] = rng.choice(strata)
+    if kind == "ranking":
+        raw["year"] = rng.choice(catalog.years[question])
+    elif kind == "trend":
+        raw["location"] = rng.choice(states)
+    elif kind == "compare":
+        raw["location"] = rng.sample(states, 2)
+    return raw
+
+
 def bench_jobs(path: Path, jobs: int) -> None:
-    """Print the Worker time of distinct ranking and trend jobs on the CDC data."""
+    """Print the Worker time of distinct queries of every v2 kind on the CDC data."""
     from lestats import jsonio  # noqa: PLC0415 - after the loading children
-    from lestats.data import estimates  # noqa: PLC0415
     from lestats.data.loader import load_dataset  # noqa: PLC0415
     from lestats.data.params import parse_query  # noqa: PLC0415
+    from lestats.data.statistics import default_registry  # noqa: PLC0415
 
     dataset = load_dataset(path)
+    registry = default_registry()
+    gc.collect()
+    gc.freeze()  # as run.py does once it serves: no full collection walks the dataset mid-job
+    # What the Engine gives its Workers (`Registry.encode`), else, in a tree without it, what
+    # it gave them before: `Registry.run`, whose answer the Worker encodes.
+    runner = getattr(registry, "encode", registry.run)
     catalog = dataset.catalog
     rng = random.Random(14)
-    states = [abbr for abbr, _, kind, _ in catalog.places if kind != "national"]
-    strata = list(catalog.strata)
     print(f"2. Worker time per job (runner + JSON encoding), {jobs} distinct queries each")
-    for kind in ("ranking", "trend", "compare"):
-        times = []
+    for kind in (*PARAMETERIZED, *DISCOVERY):
+        times: list[float] = []
+        sizes: list[int] = []
         seen = set()
         while len(times) < jobs:
-            question = rng.choice(list(catalog.questions))
-            raw: dict[str, object] = {"question": question, "stratum": rng.choice(strata)}
-            if kind == "ranking":
-                raw["year"] = rng.choice(catalog.years[question])
-            elif kind == "trend":
-                raw["location"] = rng.choice(states)
-            else:
-                raw["location"] = rng.sample(states, 2)
+            raw = _random_query(catalog, kind, rng) if kind in PARAMETERIZED else {}
             query = parse_query(dataset, kind, raw)
-            if query in seen:
+            if query in seen and kind in PARAMETERIZED:
                 continue
             seen.add(query)
-            runner = getattr(estimates, kind)
             started = time.perf_counter()
-            jsonio.dumps(runner(dataset, query))
+            encoded = jsonio.dumps(runner(dataset, query))
             times.append((time.perf_counter() - started) * 1e6)
+            sizes.append(len(encoded))
         median = statistics.median(times)
         p95 = statistics.quantiles(times, n=20)[-1]
         verdict = "ok" if median <= GOAL_JOB_US else "OVER"
-        print(f"  {kind:>8}: median {median:6.1f} us, p95 {p95:6.1f} us  (goal <= 100: {verdict})")
+        print(
+            f"  {kind:>9}: median {median:6.1f} us, p95 {p95:6.1f} us, "
+            f"median {statistics.median(sizes):6.0f} bytes  (goal <= 100: {verdict})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from lestats.data.registry import (
     Plugin,
     Registry,
     Statistic,
+    StatisticEncoder,
     StatisticFunction,
 )
 from lestats.data.statistics import (
@@ -41,6 +42,7 @@ __all__ = [
     "Query",
     "Registry",
     "Statistic",
+    "StatisticEncoder",
     "StatisticFunction",
     "default_registry",
     "register_queries",

@@ -164,7 +164,7 @@ class Engine(JobsFacade):
             self.job_store, self.max_pending, self.retention, claims, self.job_stats
         )
         dataset, registry, abandon = self.dataset, self.registry, self._abandon
-        runner = self._runner or registry.run
+        runner = self._runner or registry.encode
         # The registry says which statistics are pure; an injected runner runs for every job.
         memo_bytes = MEMO_BYTES if self._runner is None else 0
 

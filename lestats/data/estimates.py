@@ -1,9 +1,11 @@
 """The v2 query kinds over estimates: `estimates`, `trend`, `ranking`, `compare` (docs/queries.md).
 
-Each is a pure function of (dataset, canonical query) returning the JSON-ready `data`. They read
-the row table by bisection (a cell is a slice), never scan the file. A suppressed estimate (the
-CDC withheld it, or it has no number) is counted and listed, never used as a number; a year or
-location without a number is a gap, never a zero.
+Each is a pure function of (dataset, canonical query). `<kind>_json` writes the answer's JSON
+straight from the table (what the Workers store: `Registry.encode`), byte for byte what
+`jsonio.dumps` writes for the answer as dicts; `<kind>` returns its decoding, so the two have
+one source. They read the row table by bisection (a cell is a slice), never scan the file. A
+suppressed estimate (the CDC withheld it, or it has no number) is counted and listed, never
+used as a number; a year or location without a number is a gap, never a zero.
 
 When a cell holds several rows (duplicates; none in the CDC file), trend, ranking and compare
 use its first row with a number in table order (numbers ascending), else its first row.
@@ -14,7 +16,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from lestats import jsonio
+from lestats.data import json_text
 from lestats.data.catalog import direction
+from lestats.data.estimate_rows import RowTexts, question_rows
 
 if TYPE_CHECKING:
     from lestats.data.catalog import Catalog
@@ -33,16 +38,9 @@ COMPARE_METHOD = "approximate z-test from 95 % CIs, SE = (high - low) / 3.92"
 SUPPRESSED = "suppressed"
 NOT_ASKED = "not asked"
 NO_DATA = "no data"
-
-
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def _size(value: float) -> int | float | None:
-    if math.isnan(value):
-        return None
-    return int(value) if value.is_integer() else value
+_SUPPRESSED_TEXT, _NOT_ASKED_TEXT, _NO_DATA_TEXT = map(
+    jsonio.text, (SUPPRESSED, NOT_ASKED, NO_DATA)
+)
 
 
 class _Cells:
@@ -118,39 +116,21 @@ class _Cells:
         return rows[0] if rows else None
 
 
-def estimate(dataset: Dataset, row: int) -> Result:
-    """One row as docs/queries.md shows an estimate."""
-    table = dataset.table
-    question, stratum, period, location = table.shape.unpack(table.keys[row])
-    q, s, loc = table.questions[question], table.strata[stratum], table.locations[location]
-    footnote = table.footnotes[table.footnote_codes[row]]
-    suppressed = table.suppressed(row)
-    return {
-        "question": q.id,
-        "location": loc.abbr,
-        "name": loc.name,
-        "year": table.periods[period].year,
-        "category": s.category_id or None,
-        "category_name": s.category or None,
-        "stratum": s.id or None,
-        "stratum_name": s.name or None,
-        "value": None if suppressed else table.value[row],
-        "low": None if suppressed else _number(table.low[row]),
-        "high": None if suppressed else _number(table.high[row]),
-        "sample_size": _size(table.sample_size[row]),
-        "suppressed": suppressed,
-        "footnote": footnote.text or footnote.symbol or None,
-    }
-
-
-def _row_order(item: Result) -> tuple[str, int, str, str]:
-    return (item["location"], item["year"] or 0, item["category"] or "", item["stratum"] or "")
-
-
 def estimates(dataset: Dataset, query: Query) -> Result:
     """Every row of the question that passes the filters, sorted by location, year, stratum."""
+    return jsonio.loads(estimates_json(dataset, query))  # type: ignore[no-any-return]
+
+
+def estimates_json(dataset: Dataset, query: Query) -> bytes:
+    """`estimates` as the Worker stores it: each row written as it is found, then sorted.
+
+    The rows are found block by block (question, stratum, period: a contiguous run of keys,
+    whose starts `estimate_rows.Blocks` keeps per question), and, with a location filter,
+    each wanted location's row where a block with every location holds it (else by
+    bisection); they are sorted (stably, as found) by an integer made of their entities'
+    places in `RowTexts`.
+    """
     catalog, table = dataset.catalog, dataset.table
-    shape = table.shape
     question = query.question or ""
     locations = _codes(catalog.location_codes, query.param("location"))
     strata = _codes(catalog.stratum_codes, query.param("stratum"))
@@ -164,19 +144,18 @@ def estimates(dataset: Dataset, query: Query) -> Result:
         if not isinstance(years, tuple)
         else {p for year in years if isinstance(year, int) for p in catalog.period_codes[year]}
     )
-    rows: list[Result] = []
-    for q in catalog.question_codes.get(question, ()):
-        for s in range(shape.strata) if strata is None else sorted(strata):
-            for p in range(shape.periods) if periods is None else sorted(periods):
-                start = shape.pack(q, s, p, 0)
-                rows.extend(
-                    estimate(dataset, row)
-                    for row in table.span(start, start + shape.locations)
-                    if locations is None or table.keys[row] - start in locations
-                )
-    rows.sort(key=_row_order)
-    suppressed = sum(1 for row in rows if row["suppressed"])
-    return {"count": len(rows), "suppressed": suppressed, "rows": rows}
+    wanted = None if locations is None else sorted(locations)
+    stratum_list = range(table.shape.strata) if strata is None else sorted(strata)
+    period_list = range(table.shape.periods) if periods is None else sorted(periods)
+    rows = [
+        row
+        for q in catalog.question_codes.get(question, ())
+        for row in question_rows(table, q, stratum_list, period_list, wanted)
+    ]
+    texts, keys, suppressed = RowTexts.of(table).write(table, rows)
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    written = ", ".join(map(texts.__getitem__, order))
+    return f'{{"count": {len(order)}, "suppressed": {suppressed}, "rows": [{written}]}}'.encode()
 
 
 def _codes(by_name: dict[str, tuple[int, ...]], names: object) -> set[int] | None:
@@ -187,38 +166,46 @@ def _codes(by_name: dict[str, tuple[int, ...]], names: object) -> set[int] | Non
 
 def trend(dataset: Dataset, query: Query) -> Result:
     """One stratum of the question for each location, every year from its first to its last."""
+    return jsonio.loads(trend_json(dataset, query))  # type: ignore[no-any-return]
+
+
+def trend_json(dataset: Dataset, query: Query) -> bytes:
+    """`trend` as the Worker stores it: each point written from the table."""
     question, stratum = query.question or "", str(query.param("stratum"))
     cells = _Cells(dataset, question)
-    table = dataset.table
+    catalog, table = dataset.catalog, dataset.table
     value, low, high, size = table.value, table.low, table.high, table.sample_size
-    asked = dataset.catalog.years.get(question, ())
+    withheld, footnote_codes, cell = table.withheld, table.footnote_codes, table.cell
+    numbers, sizes = json_text.NUMBERS, json_text.SIZES
+    asked = catalog.years.get(question, ())
     years = list(range(asked[0], asked[-1] + 1)) if asked else []
-    starts = [(year, cells.starts(stratum, year)) for year in years]
+    starts = [
+        (year, cells.starts(stratum, year), _NO_DATA_TEXT if year in asked else _NOT_ASKED_TEXT)
+        for year in years
+    ]
+    named = json_text.derived(catalog.places, _Places, catalog.places).by_abbreviation
     series = []
     for location in _strings(query.param("location")):
-        codes = dataset.catalog.location_codes[location]
-        points: list[Result] = []
-        for year, year_starts in starts:
-            rows = [row for start in year_starts for c in codes for row in table.cell(start + c)]
+        codes = catalog.location_codes[location]
+        points: list[str] = []
+        for year, year_starts, gap in starts:
+            rows = [row for start in year_starts for c in codes for row in cell(start + c)]
             row = cells.best(sorted(rows) if len(rows) > 1 else rows)
             if row is None:
-                gap = NOT_ASKED if year not in asked else NO_DATA
-                points.append({"year": year, "value": None, "gap": gap})
-            elif table.suppressed(row):
-                points.append({"year": year, "value": None, "gap": SUPPRESSED})
+                points.append(f'{{"year": {year}, "value": null, "gap": {gap}}}')
+            elif value[row] != value[row] or withheld[footnote_codes[row]]:
+                points.append(f'{{"year": {year}, "value": null, "gap": {_SUPPRESSED_TEXT}}}')
             else:
                 points.append(
-                    {
-                        "year": year,
-                        "value": value[row],
-                        "low": _number(low[row]),
-                        "high": _number(high[row]),
-                        "sample_size": _size(size[row]),
-                    }
+                    f'{{"year": {year}, "value": {numbers[value[row]]}, '
+                    f'"low": {numbers[low[row]]}, "high": {numbers[high[row]]}, '
+                    f'"sample_size": {sizes[size[row]]}}}'
                 )
-        name = dataset.catalog.locations[location].name
-        series.append({"location": location, "name": name, "points": points})
-    return {"years": years, "stratum": stratum, "series": series}
+        series.append(f'{{{named[location]}, "points": [{", ".join(points)}]}}')
+    return (
+        f'{{"years": [{", ".join(map(str, years))}], "stratum": {jsonio.text(stratum)}, '
+        f'"series": [{", ".join(series)}]}}'
+    ).encode()
 
 
 def _strings(value: object) -> tuple[str, ...]:
@@ -228,122 +215,172 @@ def _strings(value: object) -> tuple[str, ...]:
 
 
 def ranking(dataset: Dataset, query: Query) -> Result:
-    """Every state and territory with a number, best first, ties sharing a rank."""
+    """Every state and territory with a number, best first, ties sharing a rank (decoded)."""
+    return jsonio.loads(ranking_json(dataset, query))  # type: ignore[no-any-return]
+
+
+def ranking_json(dataset: Dataset, query: Query) -> bytes:
+    """`ranking` as the Worker stores it: the JSON written from the table, no dicts between."""
     question, stratum = query.question or "", str(query.param("stratum"))
     year = query.param("year")
     catalog, table = dataset.catalog, dataset.table
     cells = _Cells(dataset, question)
     best = cells.best_by_location(stratum, year) if isinstance(year, int) else {}
     value, withheld, footnote_codes = table.value, table.withheld, table.footnote_codes
-    isnan = math.isnan
     way = direction(catalog.questions[question]) if question in catalog.questions else None
     sign = 1.0 if way == "min" else -1.0
-    reference = None
-    numbered: list[tuple[float, str, str, int]] = []
-    no_data: list[Result] = []
-    for abbr, name, kind, codes in catalog.places:
-        row = best.get(codes[0]) if len(codes) == 1 else cells.best_of(best, codes)
+    places = json_text.derived(catalog.places, _Places, catalog.places)
+    texts, national = places.texts, places.national
+    rows = list(map(best.get, places.codes))  # -1 (no single code): None
+    for index in places.several:
+        rows[index] = cells.best_of(best, catalog.places[index][3])
+    reference = json_text.NULL
+    ranked: list[tuple[float, int, int]] = []
+    no_data: list[str] = []
+    for index, row in enumerate(rows):
         if row is not None:
             number = value[row]
-            if not (isnan(number) or withheld[footnote_codes[row]]):  # not suppressed
-                if kind != "national":
-                    numbered.append((sign * number, abbr, name, row))
-                elif reference is None:
-                    reference = _located(table, abbr, name, row)
+            if number == number and not withheld[footnote_codes[row]]:  # noqa: PLR0124 - NaN
+                if not national[index]:
+                    ranked.append((sign * number, index, row))
+                elif reference is json_text.NULL:
+                    reference = f"{{{texts[index]}, {_numbers_text(table, row)}}}"
                 continue
-        if kind != "national":
-            reason = NO_DATA if row is None else SUPPRESSED
-            no_data.append({"location": abbr, "name": name, "reason": reason})
-    numbered.sort()
-    return {
-        "year": year,
-        "stratum": stratum,
-        "direction": way,
-        "reference": reference,
-        "rows": _ranked(table, numbered),
-        "no_data": no_data,
-    }
+        if not national[index]:
+            reason = _NO_DATA_TEXT if row is None else _SUPPRESSED_TEXT
+            no_data.append(f'{{{texts[index]}, "reason": {reason}}}')
+    ranked.sort()  # ties by place, i.e. by abbreviation
+    return (
+        f'{{"year": {jsonio.text(year)}, "stratum": {jsonio.text(stratum)}, '
+        f'"direction": {_DIRECTION_TEXTS[way]}, "reference": {reference}, '
+        f'"rows": [{_ranked(table, places.texts, ranked)}], "no_data": [{", ".join(no_data)}]}}'
+    ).encode()
 
 
-def _located(table: EstimateTable, abbr: str, name: str, row: int) -> Result:
-    return {
-        "location": abbr,
-        "name": name,
-        "value": table.value[row],
-        "low": _number(table.low[row]),
-        "high": _number(table.high[row]),
-        "sample_size": _size(table.sample_size[row]),
-    }
+_DIRECTION_TEXTS = {way: jsonio.text(way) for way in ("min", "max", None)}
 
 
-def _ranked(table: EstimateTable, numbered: list[tuple[float, str, str, int]]) -> list[Result]:
-    """Competition ranks (1, 2, 2, 4) and whether each CI overlaps its neighbours'.
+class _Places:
+    """The catalog's places as rankings read them, built once per catalog.
+
+    `texts`: each one's `"location": ..., "name": ...` (and `by_abbreviation`); `codes`: its
+    location code, or -1 when it has none or several (`several` lists those); `national`:
+    whether it is (US).
+    """
+
+    __slots__ = ("by_abbreviation", "codes", "national", "several", "texts")
+
+    def __init__(self, places: tuple[tuple[str, str, str, tuple[int, ...]], ...]) -> None:
+        text = jsonio.text
+        self.texts = tuple(
+            f'"location": {text(abbr)}, "name": {text(name)}' for abbr, name, _, _ in places
+        )
+        self.codes = tuple(codes[0] if len(codes) == 1 else -1 for _, _, _, codes in places)
+        self.several = tuple(i for i, (_, _, _, codes) in enumerate(places) if len(codes) > 1)
+        self.national = tuple(kind == "national" for _, _, kind, _ in places)
+        self.by_abbreviation = dict(
+            zip((abbr for abbr, _, _, _ in places), self.texts, strict=True)
+        )
+
+
+def _numbers_text(table: EstimateTable, row: int) -> str:
+    """The value, CI and sample size of a row with a number."""
+    numbers, size = json_text.NUMBERS, json_text.SIZES[table.sample_size[row]]
+    return (
+        f'"value": {numbers[table.value[row]]}, "low": {numbers[table.low[row]]}, '
+        f'"high": {numbers[table.high[row]]}, "sample_size": {size}'
+    )
+
+
+def _ranked(
+    table: EstimateTable, named: tuple[str, ...], numbered: list[tuple[float, int, int]]
+) -> str:
+    """The ranked rows: competition ranks (1, 2, 2, 4), whether each CI overlaps its neighbours'.
 
     The overlap is null when either has no interval, false at the ends. One plain loop with
-    as few calls as can be (NaN tests by `!=`, max and min by comparisons): this runs for
-    every ranking job, ~50 rows each, within a budget of 100 us with the JSON encoding (which
-    alone takes ~65 us of it).
+    as few calls as can be (NaN tests by `!=`, max and min by comparisons, numbers' texts from
+    memos): this runs for every ranking job, ~50 rows each, within a budget of 100 us.
     """
     value, low, high, size = table.value, table.low, table.high, table.sample_size
-    result: list[Result] = []
-    append = result.append
-    previous: Result = {}
-    previous_value = math.nan
-    previous_low: float | None = None
-    previous_high: float | None = None
+    numbers, sizes = json_text.NUMBERS, json_text.SIZES
+    true, false, null = json_text.TRUE, json_text.FALSE, json_text.NULL
+    rows: list[str] = []
+    append = rows.append
+    head = ""
+    previous_value = previous_low = previous_high = math.nan
     rank = 0
-    overlaps: bool | None = False
-    for position, (_, abbr, name, row) in enumerate(numbered, start=1):
-        number, low_ci, high_ci, count = value[row], low[row], high[row], size[row]
-        lo = None if low_ci != low_ci else low_ci  # noqa: PLR0124 - NaN (no interval), no call
-        hi = None if high_ci != high_ci else high_ci  # noqa: PLR0124
+    overlaps = false
+    for position, (_, index, row) in enumerate(numbered, start=1):
+        number, lo, hi = value[row], low[row], high[row]
         if position > 1:
             if number != previous_value:
                 rank = position
-            if lo is None or hi is None or previous_low is None or previous_high is None:
-                overlaps = None
+            no_interval = lo != lo or hi != hi  # noqa: PLR0124 - NaN, without a call
+            if no_interval or previous_low != previous_low or previous_high != previous_high:  # noqa: PLR0124
+                overlaps = null
             else:  # max(lows) <= min(highs), without the calls
                 top = previous_low if previous_low > lo else lo  # noqa: FURB136
                 bottom = previous_high if previous_high < hi else hi  # noqa: FURB136
-                overlaps = top <= bottom
-            previous["overlaps_next"] = overlaps
+                overlaps = true if top <= bottom else false
+            append(f"{head}{overlaps}}}")
         else:
             rank = 1
-        previous = {
-            "rank": rank,
-            "location": abbr,
-            "name": name,
-            "value": number,
-            "low": lo,
-            "high": hi,
-            "sample_size": int(count) if count.is_integer() else _size(count),
-            "overlaps_previous": overlaps,
-            "overlaps_next": False,
-        }
-        append(previous)
+        head = (
+            f'{{"rank": {rank}, {named[index]}, "value": {numbers[number]}, '
+            f'"low": {numbers[lo]}, "high": {numbers[hi]}, "sample_size": {sizes[size[row]]}, '
+            f'"overlaps_previous": {overlaps}, "overlaps_next": '
+        )
         previous_value, previous_low, previous_high = number, lo, hi
-    return result
+    if head:
+        append(f"{head}{false}}}")
+    return ", ".join(rows)
 
 
 def compare(dataset: Dataset, query: Query) -> Result:
     """Two estimates that differ in one of location, year, stratum; b - a and a z-test."""
-    question = query.question or ""
+    return jsonio.loads(compare_json(dataset, query))  # type: ignore[no-any-return]
+
+
+def compare_json(dataset: Dataset, query: Query) -> bytes:
+    """`compare` as the Worker stores it: the two estimates written from the table."""
+    question, table = query.question or "", dataset.table
     cells = _Cells(dataset, question)
     sides = _sides(query)
-    found = []
-    for location, year, stratum in sides:
-        row = cells.best(cells.rows(stratum, year, location))
-        found.append(row)
-    a, b = (
-        estimate(dataset, row)
-        if row is not None
-        else _missing(dataset, question, location, year, stratum)
-        for row, (location, year, stratum) in zip(found, sides, strict=True)
+    rows = [cells.best(cells.rows(stratum, year, location)) for location, year, stratum in sides]
+    written, _, _ = RowTexts.of(table).write(table, [row for row in rows if row is not None])
+    estimates = iter(written)
+    texts, facts = [], []
+    for row, side in zip(rows, sides, strict=True):
+        if row is None:
+            missing = _missing(dataset, question, *side)
+            texts.append(jsonio.text(missing))
+            facts.append(missing)
+        else:
+            texts.append(next(estimates))
+            facts.append(_facts(table, row))
+    test = jsonio.text(_test(*facts))[1:-1]  # its members
+    return (
+        f'{{"a": {texts[0]}, "b": {texts[1]}, {test}, "method": {_COMPARE_METHOD_TEXT}}}'.encode()
     )
-    result: Result = {"a": a, "b": b}
-    result.update(_test(a, b))
-    result["method"] = COMPARE_METHOD
-    return result
+
+
+def _facts(table: EstimateTable, row: int) -> Result:
+    """What the test reads of an estimate (`RowTexts.write` writes the same, and more)."""
+    _, stratum, period, location = table.shape.unpack(table.keys[row])
+    number, low, high = table.value[row], table.low[row], table.high[row]
+    suppressed = number != number or table.withheld[table.footnote_codes[row]]  # noqa: PLR0124
+    return {
+        "location": table.locations[location].abbr,
+        "year": table.periods[period].year,
+        "stratum": table.strata[stratum].id or None,
+        "suppressed": suppressed,
+        "value": None if suppressed else number,
+        "low": None if suppressed or low != low else low,  # noqa: PLR0124 - NaN: no limit
+        "high": None if suppressed or high != high else high,  # noqa: PLR0124
+    }
+
+
+_COMPARE_METHOD_TEXT = jsonio.text(COMPARE_METHOD)
 
 
 def _sides(query: Query) -> list[tuple[str, int, str]]:

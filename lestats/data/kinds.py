@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from lestats.data.dataset import Dataset
     from lestats.data.query import Query
-    from lestats.data.registry import Registry, StatisticFunction
+    from lestats.data.registry import Registry, StatisticEncoder, StatisticFunction
 
 SUMMARIES: Mapping[str, tuple[StatisticFunction, str]] = {
     "estimates": (
@@ -41,6 +41,14 @@ SUMMARIES: Mapping[str, tuple[StatisticFunction, str]] = {
 }
 """Each kind's function and one-line summary, in the order of `params.PARAMETERS`."""
 
+ENCODERS: Mapping[str, StatisticEncoder] = {
+    "estimates": estimates.estimates_json,
+    "ranking": estimates.ranking_json,
+    "compare": estimates.compare_json,
+    "trend": estimates.trend_json,
+}
+"""The kinds that write their JSON themselves (the Workers' path; the others use `jsonio`)."""
+
 
 def _parser(kind: str) -> Callable[[Registry, Dataset, Mapping[str, object]], Query]:
     def parse(_registry: Registry, dataset: Dataset, arguments: Mapping[str, object]) -> Query:
@@ -53,4 +61,13 @@ def register_queries(registry: Registry) -> None:
     """Add the v2 query kinds to `registry` (all pure: answers never change for a dataset)."""
     for kind, parameters in PARAMETERS.items():
         function, summary = SUMMARIES[kind]
-        registry.add(Statistic(kind, function, summary, parameters, parse=_parser(kind)))
+        registry.add(
+            Statistic(
+                kind,
+                function,
+                summary,
+                parameters,
+                parse=_parser(kind),
+                encode=ENCODERS.get(kind),
+            )
+        )
