@@ -315,7 +315,7 @@ def _estimate_table(
         codes[entity] = pc.take(pa.array(remap, pa.int32()), encoded)
         del encoded
         table = table.drop_columns([_column(names[name]) for name in columns if name in names])
-        _release_unused()
+    _release_unused()
     shape = Shape.of(words)
     footnote_count = len(words["footnote"])
     if (len(words["question"]) + 1) * shape.strata * shape.periods * shape.locations * (
@@ -332,8 +332,8 @@ def _estimate_table(
         numbers.append(_number_column(table, names, name, rows))
         if name in names:
             table = table.drop_columns([_column(names[name])])
-        _release_unused()  # each column's temporaries, before the next one's
     del table
+    _release_unused()
     order = pc.sort_indices(
         pa.table({"key": ordering, **{f"n{index}": c for index, c in enumerate(numbers)}}),
         sort_keys=[("key", "ascending"), *((f"n{i}", "ascending") for i in range(len(numbers)))],
@@ -355,8 +355,8 @@ def _estimate_table(
         values = array("d")
         values.frombytes(_values(pc.take(numbers.pop(0), order), 8))
         sorted_numbers.append(values)
-        _release_unused()
     del order
+    _release_unused()
     groups, dropped = course_groups(words, keys, sorted_numbers[0])
     return EstimateTable(words, keys, footnotes, sorted_numbers), groups, dropped
 
@@ -372,24 +372,34 @@ def _packed(codes: dict[str, pa.Array], shape: Shape) -> pa.Array:
 def _entity_codes(
     table: pa.Table, names: dict[str, int], columns: Sequence[str]
 ) -> tuple[list[tuple[str, ...]], pa.Array]:
-    """The distinct combinations of `columns`' texts, and each row's index into them."""
-    composite: pa.Array | None = None
-    dictionaries: list[list[str]] = []
-    for name in columns:
-        if name in names:
-            encoded = _single_chunk(table.column(_column(names[name])))
-            dictionaries.append(encoded.dictionary.to_pylist())
-            indices = encoded.indices.cast(pa.int64())
-        else:
-            dictionaries.append([""])
-            indices = pa.repeat(pa.scalar(0, pa.int64()), table.num_rows)
-        size = len(dictionaries[-1])
-        composite = indices if composite is None else pc.add(pc.multiply(composite, size), indices)
+    """The distinct combinations of `columns`' texts, and each row's index into them.
+
+    Each row's combination is one integer, its columns' dictionary indices in mixed radix, in
+    32 bits where they fit; a column with one text (often: an absent or empty one) adds nothing.
+    """
+    encoded_columns = {
+        name: _single_chunk(table.column(_column(names[name]))) for name in columns if name in names
+    }
+    dictionaries = [
+        encoded_columns[name].dictionary.to_pylist() if name in encoded_columns else [""]
+        for name in columns
+    ]
     total = 1
     for words in dictionaries:
         total *= max(1, len(words))
     if total >= _MAX_COMPOSITE:
         raise _NeedsCsvModule("too many distinct texts to combine an entity's columns")
+    integer = pa.int32() if total < 1 << 31 else pa.int64()
+    composite: pa.Array | None = None
+    for name, words in zip(columns, dictionaries, strict=True):
+        if len(words) <= 1:
+            continue  # its index is 0 on every row
+        indices = encoded_columns[name].indices.cast(integer)
+        composite = (
+            indices if composite is None else pc.add(pc.multiply(composite, len(words)), indices)
+        )
+    if composite is None:
+        composite = pa.repeat(pa.scalar(0, integer), table.num_rows)
     encoded = pc.dictionary_encode(composite)
     distinct: list[tuple[str, ...]] = []
     for combined in encoded.dictionary.to_pylist():
