@@ -28,7 +28,7 @@ from array import array
 from collections import deque
 from contextlib import contextmanager
 from itertools import chain, count, islice, repeat
-from operator import add, and_, floordiv, itemgetter, lshift, mod, or_, rshift
+from operator import add, and_, floordiv, itemgetter, lshift, mod, mul, or_, rshift
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lestats.data.groups import KEY_COLUMNS, course_groups
@@ -209,12 +209,16 @@ class RowColumns:
         """
         shape = Shape.of(words)
         footnotes = len(words["footnote"])
-        place_of_wide = [
-            shape.pack(question, stratum, period, location) * footnotes + footnote
-            for question, stratum, period, location, footnote in zip(
-                *(entity_of_wide[entity] for entity in ENTITY_ORDER), strict=True
+        # `Shape.pack(question, stratum, period, location) * footnotes + footnote`, by maps.
+        place_of_wide = entity_of_wide["question"]
+        for entity, size in zip(
+            ENTITY_ORDER[1:],
+            (shape.strata, shape.periods, shape.locations, footnotes),
+            strict=True,
+        ):
+            place_of_wide = list(
+                map(add, map(mul, place_of_wide, repeat(size)), entity_of_wide[entity])
             )
-        ]
         del entity_of_wide
         # Distinct texts make distinct places: a place's rank is its position once sorted.
         by_place = sorted(range(len(place_of_wide)), key=place_of_wide.__getitem__)
