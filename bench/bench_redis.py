@@ -6,7 +6,16 @@ children) plus redis-server, read from /proc before and after the load. CPU per 
 depend on how many cores there are; from it, the jobs/s expected on 8 and 16 cores.
 
 Redis runs with AOF on and `appendfsync always` (the file store's promise: a job is on disk
-before its id is answered); one more row with `everysec` shows what that promise costs.
+before its id is answered); one more row with `everysec` (its own redis-server) shows what that
+promise costs.
+
+All the servers are up at once (an idle one costs nothing) and take turns, `--rounds` rounds,
+the order reversed every other round, so a machine whose speed drifts (other work on it) weighs
+on every row alike; each row sums its rounds.
+
+`--baseline DIR` adds the Redis setup (fsync always, 1 process) of another build, for a
+before/after in the same run: `git archive main | tar -x -C /tmp/base`, then
+`--baseline /tmp/base` (its `run.py`, with this checkout's packages otherwise).
 
 `--full-check` runs the issue's concurrency check at full size: two nodes on one job space,
 32 clients x 2,000 jobs, each POSTed to one node and long-polled on the other; every id must be
@@ -15,7 +24,8 @@ distinct and the ids consecutive, every answer equal to the single-node answer (
 `--soak` also pushes 100,000 jobs through a RedisStore with a retention of the last 10,000 jobs
 and prints `INFO memory` along the way: Redis memory stays bounded.
 
-    python -m bench.bench_redis [--jobs 6000] [--soak | --only-soak] [--full-check] [--quick]
+    python -m bench.bench_redis [--jobs 6000] [--rounds 3] [--baseline DIR]
+                                [--soak | --only-soak] [--full-check] [--quick]
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,27 +60,57 @@ GOAL = 1.5
 """A Redis job may cost at most this many times the CPU of a file-store job."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Row:
-    """One setup's load figures and the CPU its processes spent meanwhile."""
+    """One setup's load figures, summed over its rounds, and the CPU spent meanwhile."""
 
     name: str
-    figures: loadgen.Figures
-    server_cpu: float
+    jobs: int = 0
+    elapsed: float = 0.0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
     """CPU seconds of every server process during the load."""
-    redis_cpu: float
+    redis_cpu: float = 0.0
     """CPU seconds of redis-server during the load."""
+
+    def add(self, figures: loadgen.Figures, server_cpu: float, redis_cpu: float) -> None:
+        """Count one round."""
+        self.jobs += figures.jobs
+        self.elapsed += figures.elapsed
+        self.errors += figures.error_count
+        self.latencies.extend(figures.latencies)
+        self.server_cpu += server_cpu
+        self.redis_cpu += redis_cpu
+
+    @property
+    def jobs_per_s(self) -> float:
+        """Jobs done per second under load."""
+        return self.jobs / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def p99(self) -> float:
+        """The 99th percentile of a job's round trip, in seconds, over every round."""
+        return loadgen.percentile(sorted(self.latencies), 0.99) if self.latencies else math.nan
 
     @property
     def cpu_per_job(self) -> float:
         """CPU seconds per job: every server process plus redis-server."""
-        jobs = self.figures.jobs
-        return (self.server_cpu + self.redis_cpu) / jobs if jobs else math.nan
+        return (self.server_cpu + self.redis_cpu) / self.jobs if self.jobs else math.nan
 
     @property
     def redis_per_job(self) -> float:
         """redis-server's CPU seconds per job."""
-        return self.redis_cpu / self.figures.jobs if self.figures.jobs else math.nan
+        return self.redis_cpu / self.jobs if self.jobs else math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """A row to measure: its name, the server's command line, the redis-server it uses."""
+
+    name: str
+    argv: list[str]
+    store: RedisServer | None
 
 
 class RedisServer:
@@ -124,9 +164,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(directory: Path) -> Iterator[RedisServer]:
+def redis_server(directory: Path, appendfsync: str = "always") -> Iterator[RedisServer]:
     """A `RedisServer` for the block."""
-    server = RedisServer(directory)
+    server = RedisServer(directory, appendfsync)
     try:
         yield server
     finally:
@@ -143,34 +183,56 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def server_argv(workdir: Path, name: str, extra: Sequence[str]) -> list[str]:
-    """run.py on a free port, its results and log in `workdir`, plus `extra` options."""
+def server_argv(
+    workdir: Path, name: str, extra: Sequence[str], checkout: Path = REPO
+) -> list[str]:
+    """`checkout`'s run.py on a free port, its results and log in `workdir`, plus `extra`."""
     return [
-        sys.executable, str(REPO / "run.py"), "--port", "0", "--workers", str(WORKERS),
+        sys.executable, str(checkout / "run.py"), "--port", "0", "--workers", str(WORKERS),
         "--results-dir", str(workdir / f"{name}-results"),
         "--log-file", str(workdir / f"{name}.log"), *extra,
     ]  # fmt: skip
 
 
+def label(name: str) -> str:
+    """A setup's name as a file name."""
+    return name.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "")
+
+
+async def measure_round(
+    server: ServerProcess, setup: Setup, row: Row, *, jobs: int, seconds: float
+) -> None:
+    """Load `server` with `CLIENTS` clients for one round; add its figures to `row`."""
+    redis_before = setup.store.cpu() if setup.store is not None else 0.0
+    server_before = tree_cpu(server.pid)
+    figures = await loadgen.closed_loop(
+        server.url, CLIENTS, jobs, mode="wait", time_limit=seconds, name=setup.name
+    )
+    server_cpu = tree_cpu(server.pid) - server_before
+    redis_cpu = setup.store.cpu() - redis_before if setup.store is not None else 0.0
+    row.add(figures, server_cpu, redis_cpu)
+
+
 async def measure(
-    workdir: Path,
-    name: str,
-    extra: Sequence[str],
-    store: RedisServer,
-    *,
-    jobs: int,
-    seconds: float,
-) -> Row:
-    """Warm a server up, then load it with `CLIENTS` clients; its row."""
-    label = name.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "")
-    async with ServerProcess(label, server_argv(workdir, label, extra), workdir) as server:
-        await loadgen.closed_loop(server.url, CLIENTS, 300, mode="wait", time_limit=10)
-        server_before, redis_before = tree_cpu(server.pid), store.cpu()
-        figures = await loadgen.closed_loop(
-            server.url, CLIENTS, jobs, mode="wait", time_limit=seconds, name=name
-        )
-        server_cpu, redis_cpu = tree_cpu(server.pid) - server_before, store.cpu() - redis_before
-    return Row(name, figures, server_cpu, redis_cpu)
+    workdir: Path, setups: Sequence[Setup], *, jobs: int, seconds: float, rounds: int
+) -> list[Row]:
+    """Start every setup's server, warm each up, then take turns for `rounds` rounds."""
+    rows = [Row(setup.name) for setup in setups]
+    async with contextlib.AsyncExitStack() as stack:
+        servers = []
+        for setup in setups:
+            server = ServerProcess(label(setup.name), setup.argv, workdir)
+            servers.append(await stack.enter_async_context(server))
+        for server in servers:
+            await loadgen.closed_loop(server.url, CLIENTS, 300, mode="wait", time_limit=10)
+        order = list(range(len(setups)))
+        for round_number in range(rounds):
+            for index in order if round_number % 2 == 0 else reversed(order):
+                await measure_round(
+                    servers[index], setups[index], rows[index],
+                    jobs=max(1, jobs // rounds), seconds=seconds / rounds,
+                )  # fmt: skip
+    return rows
 
 
 def expected_rate(row: Row, cores: int) -> float:
@@ -187,21 +249,20 @@ def expected_rate(row: Row, cores: int) -> float:
     return min((cores - 1) / row.cpu_per_job, 1 / row.redis_per_job)
 
 
-def print_rows(rows: list[Row]) -> None:
+def print_rows(rows: list[Row], rounds: int) -> None:
     """The table, the 1.5x goal's verdict, how the expected rates were reckoned."""
     base = rows[0].cpu_per_job
-    print(f"\nC = {CLIENTS}, long-poll, {WORKERS} workers per process, same run")
+    print(f"\nC = {CLIENTS}, long-poll, {WORKERS} workers per process, same run, {rounds} rounds")
     print(
         f"{'setup':34} {'jobs':>6} {'jobs/s':>8} {'p99 ms':>8} {'CPU/job µs':>11} "
         f"{'of which redis':>15} {'x file':>7} {'8 cores':>8} {'16 cores':>9} {'errors':>7}"
     )
     for row in rows:
-        f = row.figures
         print(
-            f"{row.name:34} {f.jobs:6d} {f.jobs_per_s:8.0f} {f.latency(0.99) * 1000:8.1f} "
+            f"{row.name:34} {row.jobs:6d} {row.jobs_per_s:8.0f} {row.p99 * 1000:8.1f} "
             f"{row.cpu_per_job * 1e6:11.0f} {row.redis_per_job * 1e6:15.0f} "
             f"{row.cpu_per_job / base:7.2f} {expected_rate(row, 8):8.0f} "
-            f"{expected_rate(row, 16):9.0f} {f.error_count:7d}"
+            f"{expected_rate(row, 16):9.0f} {row.errors:7d}"
         )
     redis_row = rows[1]
     verdict = "met" if redis_row.cpu_per_job <= GOAL * base else "MISSED"
@@ -209,6 +270,12 @@ def print_rows(rows: list[Row]) -> None:
         f"goal: a Redis job <= {GOAL}x the CPU of a file-store job: "
         f"{redis_row.cpu_per_job / base:.2f}x, {verdict}"
     )
+    for row in rows[4:]:
+        print(
+            f"{row.name}: {row.cpu_per_job * 1e6:.0f} µs per job ({row.cpu_per_job / base:.2f}x "
+            f"the file store), this build {redis_row.cpu_per_job * 1e6:.0f} µs "
+            f"({redis_row.cpu_per_job / row.cpu_per_job - 1:+.0%})"
+        )
     print(
         "expected jobs/s: on Redis (cores - 1) / CPU per job, capped at 1 / redis-server's CPU "
         "per job (one thread); the file store is one process: 1 core / CPU per job"
@@ -352,23 +419,40 @@ async def main_async(args: argparse.Namespace) -> None:
             if not await full_check(workdir, store, 20 if args.quick else 2_000):
                 raise SystemExit("full check FAILED")
             return
-        setups = [
-            ("file store, 1 process", []),
-            ("redis (fsync always), 1 process", ["--store", store.url(1)]),
-            ("redis (fsync always), 2 processes", ["--store", store.url(2), "--processes", "2"]),
-        ]
-        rows = [
-            await measure(workdir, name, extra, store, jobs=args.jobs, seconds=args.seconds)
-            for name, extra in setups
-        ]
-        store.client.config_set("appendfsync", "everysec")
-        rows.append(
-            await measure(
-                workdir, "redis (fsync everysec), 1 process", ["--store", store.url(3)],
-                store, jobs=args.jobs, seconds=args.seconds,
+        with contextlib.ExitStack() as stack:
+            everysec = stack.enter_context(redis_server(workdir / "redis-everysec", "everysec"))
+            setups = [
+                Setup("file store, 1 process", server_argv(workdir, "file", []), None),
+                Setup(
+                    "redis (fsync always), 1 process",
+                    server_argv(workdir, "always-1", ["--store", store.url(1)]),
+                    store,
+                ),
+                Setup(
+                    "redis (fsync always), 2 processes",
+                    server_argv(workdir, "always-2", ["--store", store.url(2), "--processes", "2"]),
+                    store,
+                ),
+                Setup(
+                    "redis (fsync everysec), 1 process",
+                    server_argv(workdir, "everysec-1", ["--store", everysec.url(1)]),
+                    everysec,
+                ),
+            ]
+            if args.baseline is not None:
+                setups.append(
+                    Setup(
+                        "baseline: redis (always), 1 process",
+                        server_argv(
+                            workdir, "baseline-1", ["--store", store.url(3)], args.baseline
+                        ),
+                        store,
+                    )
+                )
+            rows = await measure(
+                workdir, setups, jobs=args.jobs, seconds=args.seconds, rounds=args.rounds
             )
-        )  # fmt: skip
-        print_rows(rows)
+        print_rows(rows, args.rounds)
         if args.soak:
             soak(store, 2_000 if args.quick else SOAK_JOBS)
 
@@ -378,6 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=6000, help="jobs per setup")
     parser.add_argument("--seconds", type=float, default=30.0, help="time limit per setup")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each setup takes")
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of another build: its Redis row too"
+    )
     parser.add_argument("--soak", action="store_true", help="also the 100,000-job memory soak")
     parser.add_argument("--only-soak", action="store_true", help="the soak alone")
     parser.add_argument(
@@ -386,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
-        args.jobs, args.seconds = 500, 10.0
+        args.jobs, args.seconds, args.rounds = 500, 10.0, 1
     asyncio.run(main_async(args))
     return 0
 

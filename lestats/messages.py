@@ -189,6 +189,15 @@ class RetrySaves(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class FlushBatches(Message):
+    """ResultStore -> itself, at the first job of a batch: record the batch now.
+
+    The inbox is FIFO, so this arrives behind every message queued with the batch's first job:
+    the jobs registered or finished meanwhile go to the store together, in one step.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class TakeOver(Message):
     """Engine's ticker -> ResultStore: take over the jobs of processes that stopped; their ids.
 

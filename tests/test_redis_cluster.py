@@ -71,7 +71,7 @@ def expected(dataset: Dataset, query: Query) -> Any:
 
 
 class Announcements:
-    """Every `job finished` announcement on the job space's channel, counted per id."""
+    """Every id announced finished on the job space's channel, counted per id."""
 
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url)
@@ -86,7 +86,8 @@ class Announcements:
         while quiet < 3:
             message = self._pubsub.get_message(timeout=0.1)
             if message is not None:
-                self.counts[int(message["data"].split(b" ")[0])] += 1
+                _node, *finished = message["data"].split()  # `NODE ID ID...`, one per batch
+                self.counts.update(int(job_id) for job_id in finished)
                 quiet = 0
             elif ids <= set(self.counts) or time.monotonic() > deadline:
                 quiet += 1

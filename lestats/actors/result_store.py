@@ -22,7 +22,7 @@ from lestats.actors.committer import JournalCommitter, release, send
 from lestats.actors.jobs import EXPIRED, RUNNING, JobOutcome, JobStatus
 from lestats.actors.refs import RequestActor
 from lestats.errors import Overloaded, ShuttingDown, StorageError, UnknownJob
-from lestats.stores.base import NO_RETENTION_LIMIT
+from lestats.stores.base import NO_RETENTION_LIMIT, BatchingStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -50,10 +50,12 @@ class ResultStore(RequestActor):
     """Numbers and records accepted jobs, hands them out once durable, answers about them.
 
     A job's id is answered only once the store's commit barrier has run (group commit, through
-    the JournalCommitter). A result is recorded before its job reads `done`. When the store
-    cannot record a finished job for a while (a full disk), the job stays `running` and is
-    retried with backoff until it can, or the engine stops. Handlers never raise: a request
-    that cannot be served is refused on its `reply`.
+    the JournalCommitter). A result is recorded before its job reads `done`. With a
+    `BatchingStore` (Redis), the jobs registered or finished while earlier messages were being
+    handled go to the store in one call each way (see `FlushBatches`), not one call per job.
+    When the store cannot record a finished job for a while (a full disk), the job stays
+    `running` and is retried with backoff until it can, or the engine stops. Handlers never
+    raise: a request that cannot be served is refused on its `reply`.
     """
 
     def __init__(
@@ -90,7 +92,10 @@ class ResultStore(RequestActor):
         self._held: list[m.HeldJob] = []
         self._held_since = 0.0
         self._subscribers: list[Callable[[tuple[tuple[int, JobOutcome], ...]], None]] = []
-        self._finished: list[tuple[int, JobOutcome]] = []
+        self._finished: dict[int, JobOutcome] = {}
+        """Jobs finished (or forgotten) since the last publication to the subscribers..."""
+        self._published: dict[int, JobOutcome] = {}
+        """...and in the one before: the loop may still ask about these, its copy not yet made."""
         self._finished_since_expiry = 0
         self._unrecorded: dict[int, m.JobDone | m.JobErrored] = {}
         """Finished jobs the store could not record yet (transient trouble), in finish order."""
@@ -100,6 +105,12 @@ class ResultStore(RequestActor):
         self._retries = 0
         self._retry_timer: threading.Timer | None = None
         self._committer: pykka.ActorRef[Any] | None = None
+        self._batching = store if isinstance(store, BatchingStore) else None
+        self._accepting: list[m.RegisterJob] = []
+        """Registrations waiting for the batch's `FlushBatches` (a batching store only)."""
+        self._completing: dict[int, m.JobDone | m.JobErrored] = {}
+        """Finished jobs waiting for it, in finish order."""
+        self._flush_told = False
 
     def on_start(self) -> None:
         """Start the committer this store hands its journal batches to."""
@@ -147,8 +158,10 @@ class ResultStore(RequestActor):
     def on_stop(self) -> None:
         """Commit and answer what is held, refuse what is queued, close the store."""
         m.refuse_queued(self.actor_inbox, ShuttingDown())
-        self._stop_retrying()
+        self._flush_batches()
         self._commit_here()
+        self._flush_batches()  # the jobs of a commit that failed just now, in error
+        self._stop_retrying()
         for watchers in self._watchers.values():
             for reply in watchers:
                 m.answer(reply, RUNNING)
@@ -167,11 +180,15 @@ class ResultStore(RequestActor):
     # --- jobs ------------------------------------------------------------------------------------
 
     def _register(self, message: m.RegisterJob) -> None:
-        if len(self._running) >= self._max_pending:
+        if len(self._running) + len(self._accepting) >= self._max_pending:
             limit = self._max_pending
             m.refuse(
                 message.reply, Overloaded(f"too many jobs pending (at most {limit}); retry later")
             )
+            return
+        if self._batching is not None:
+            self._accepting.append(message)
+            self._flush_soon()
             return
         try:
             job_id = self._store.accept(message.query)
@@ -179,6 +196,10 @@ class ResultStore(RequestActor):
             log.error("cannot record a job: %s", exc.problem)  # noqa: TRY400 - it says it all
             m.refuse(message.reply, exc)
             return
+        self._hold(message, job_id)
+
+    def _hold(self, message: m.RegisterJob, job_id: int) -> None:
+        """A job recorded: hold its reply (and its run) for the next commit."""
         self._running[job_id] = (message.query, message.worker.actor_urn)
         if self._stats is not None:
             self._stats.job_accepted(job_id, message.query.kind)
@@ -187,29 +208,106 @@ class ResultStore(RequestActor):
         self._held.append(m.HeldJob(message.reply, job_id, message.worker, message.query))
 
     def _done(self, message: m.JobDone | m.JobErrored) -> None:
-        if message.job_id not in self._running:
+        if message.job_id not in self._running or message.job_id in self._completing:
             log.warning("report of job %d, which is not running; ignored", message.job_id)
             return
         if self._unrecorded:  # an episode of trouble: keep the order, retry together
             self._unrecorded[message.job_id] = message
             return
+        if self._batching is not None:
+            self._completing[message.job_id] = message
+            self._flush_soon()
+            return
         if not self._record(message):
-            self._unrecorded[message.job_id] = message
-            log.warning(
-                "cannot record finished jobs (%s); they stay running and are retried", self._trouble
-            )
-            self._schedule_retry()
+            self._retry_later((message,))
+
+    # --- batches (a batching store) --------------------------------------------------------------
+
+    def _flush_soon(self) -> None:
+        """Have the batch recorded behind the messages queued now (the first job of a batch)."""
+        if not self._flush_told:
+            self._flush_told = True
+            try:
+                self.actor_ref.tell(m.FlushBatches())
+            except pykka.ActorDeadError:  # stopping: `on_stop` flushes what it can
+                log.debug("a batch begun while the store stops")
+
+    def _flush(self, message: m.FlushBatches) -> None:
+        del message
+        self._flush_batches()
+
+    def _flush_batches(self) -> None:
+        """Record the jobs registered and finished since the last flush, one call each way."""
+        self._flush_told = False
+        if self._accepting and self._batching is not None:
+            self._accept_batch(self._batching)
+        if self._completing:
+            batch, self._completing = tuple(self._completing.values()), {}
+            if self._unrecorded:  # trouble began meanwhile (a refused commit): keep the order
+                self._unrecorded.update((finished.job_id, finished) for finished in batch)
+                return
+            recorded = self._record_all(batch)
+            if recorded < len(batch):
+                self._retry_later(batch[recorded:])
+
+    def _accept_batch(self, store: BatchingStore) -> None:
+        """Record the waiting registrations in one step; refuse them all if it fails."""
+        batch, self._accepting = self._accepting, []
+        try:
+            job_ids = store.accept_many([message.query for message in batch])
+        except StorageError as exc:
+            log.error("cannot record %d jobs: %s", len(batch), exc.problem)  # noqa: TRY400
+            for message in batch:
+                m.refuse(message.reply, exc)
+            return
+        for message, job_id in zip(batch, job_ids, strict=True):
+            self._hold(message, job_id)
+        self._release_held()  # the batch is one commit already: no reason to wait for more
+
+    def _record_all(self, finished: Sequence[m.JobDone | m.JobErrored]) -> int:
+        """Record finished jobs, a batch per store call if it can; how many, in order, were.
+
+        The rest met transient trouble (retry them later). A batch the store refuses for good
+        (say, one result it cannot take) is recorded one job at a time, so that only the job at
+        fault ends in error.
+        """
+        if self._batching is None:
+            for count, message in enumerate(finished):
+                if not self._record(message):
+                    return count
+            return len(finished)
+        done = 0
+        while done < len(finished):
+            batch = finished[done : done + COMMIT_BATCH]
+            outcomes = [(message.job_id, _outcome(message)) for message in batch]
+            try:
+                recorded = self._batching.complete_many(outcomes)
+            except StorageError as exc:
+                if exc.transient:
+                    self._trouble = exc.problem
+                    return done
+                log.warning("cannot record %d finished jobs at once (%s)", len(batch), exc.problem)
+                for message in batch:
+                    if not self._record(message):
+                        return done
+                    done += 1
+                continue
+            for message, (_, outcome), ok in zip(batch, outcomes, recorded, strict=True):
+                self._settle(message, outcome, recorded=ok)
+            done += len(batch)
+        return done
+
+    # --- recording one job ----------------------------------------------------------------------
 
     def _record(self, message: m.JobDone | m.JobErrored) -> bool:
         """Record a finished job in the store; False on transient trouble (retry later)."""
         job_id = message.job_id
+        outcome = _outcome(message)
         try:
             if isinstance(message, m.JobDone):
                 recorded = self._store.complete(job_id, message.result)
-                outcome = JobOutcome(JobStatus.DONE, message.result)
             else:
                 recorded = self._store.fail(job_id, message.reason)
-                outcome = JobOutcome(JobStatus.ERROR, reason=message.reason)
         except StorageError as exc:
             if exc.transient:
                 self._trouble = exc.problem
@@ -219,11 +317,19 @@ class ResultStore(RequestActor):
                 return self._record(m.JobErrored(job_id, exc.problem))
             log.exception("cannot record the failure of job %d; it runs at the next start", job_id)
             recorded, outcome = False, RUNNING
-        query = self._running.pop(job_id)[0]
-        if self._stats is not None and recorded:
+        self._settle(message, outcome, recorded=recorded)
+        return True
+
+    def _settle(
+        self, message: m.JobDone | m.JobErrored, outcome: JobOutcome, *, recorded: bool
+    ) -> None:
+        """A finished job was recorded (or found finished already): not running here any more."""
+        job_id = message.job_id
+        running = self._running.pop(job_id, None)  # None: finished elsewhere meanwhile
+        if self._stats is not None and recorded and running is not None:
             self._stats.job_finished(
                 job_id,
-                query.kind,
+                running[0].kind,
                 ok=outcome.status is JobStatus.DONE,
                 started=message.started,
                 ended=message.ended,
@@ -231,7 +337,14 @@ class ResultStore(RequestActor):
         self._claims.finished(job_id)
         if recorded:
             self._notify(job_id, outcome)
-        return True
+
+    def _retry_later(self, unrecorded: Sequence[m.JobDone | m.JobErrored]) -> None:
+        """Finished jobs the store could not record now: they stay running, retried in order."""
+        self._unrecorded.update((finished.job_id, finished) for finished in unrecorded)
+        log.warning(
+            "cannot record finished jobs (%s); they stay running and are retried", self._trouble
+        )
+        self._schedule_retry()
 
     def _schedule_retry(self) -> None:
         timer = threading.Timer(self._retry_delay, self._tell_retry)
@@ -250,13 +363,14 @@ class ResultStore(RequestActor):
         del message
         self._retry_timer = None
         self._retries += 1
-        while self._unrecorded:
-            job_id, finished = next(iter(self._unrecorded.items()))
-            if not self._record(finished):
-                self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
-                self._schedule_retry()
-                return
-            del self._unrecorded[job_id]
+        waiting = tuple(self._unrecorded.values())
+        recorded = self._record_all(waiting)
+        for finished in waiting[:recorded]:
+            del self._unrecorded[finished.job_id]
+        if self._unrecorded:
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+            self._schedule_retry()
+            return
         log.warning("finished jobs recorded again, after %d retries", self._retries)
         self._retries, self._retry_delay = 0, RETRY_FIRST
 
@@ -268,14 +382,13 @@ class ResultStore(RequestActor):
     def _notify(self, job_id: int, outcome: JobOutcome) -> None:
         for reply in self._watchers.pop(job_id, ()):
             m.answer(reply, outcome)
-        if self._subscribers:
-            self._finished.append((job_id, outcome))
+        self._finished[job_id] = outcome
         if self._expiring:
             self._finished_since_expiry += 1
 
     def _cancel(self, message: m.CancelJob) -> None:
         job_id = message.job_id
-        if job_id not in self._running or job_id in self._unrecorded:
+        if job_id not in self._running or job_id in self._unrecorded or job_id in self._completing:
             m.answer(message.reply, False)  # noqa: FBT003 - a reply value
             return
         if not self._claims.cancel(job_id):
@@ -301,8 +414,8 @@ class ResultStore(RequestActor):
         except StorageError as exc:
             m.refuse(message.reply, exc)
             return
-        if forgotten and self._subscribers:
-            self._finished.append((message.job_id, EXPIRED))
+        if forgotten:
+            self._finished[message.job_id] = EXPIRED
         m.answer(message.reply, forgotten)
 
     def _expire(self) -> None:
@@ -312,8 +425,8 @@ class ResultStore(RequestActor):
         except StorageError as exc:
             log.warning("cannot forget old jobs now: %s", exc.problem)
             return
-        if expired and self._subscribers:
-            self._finished.extend((job_id, EXPIRED) for job_id in expired)
+        if expired:
+            self._finished.update(dict.fromkeys(expired, EXPIRED))
             self._publish_finished()
 
     def _finished_elsewhere(self, job_ids: Sequence[int]) -> None:
@@ -356,7 +469,10 @@ class ResultStore(RequestActor):
             self._subscribers.remove(message.push)
 
     def _publish_finished(self) -> None:
-        batch, self._finished = tuple(self._finished), []
+        self._published, self._finished = self._finished, {}
+        if not self._subscribers:
+            return
+        batch = tuple(self._published.items())
         for push in tuple(self._subscribers):
             try:
                 push(batch)
@@ -373,7 +489,7 @@ class ResultStore(RequestActor):
         if self._finished_since_expiry:  # a read sees retention applied to what finished
             self._expire()
         try:
-            m.answer(message.reply, self._store.outcome(message.job_id))
+            m.answer(message.reply, self._outcome(message.job_id))
         except UnknownJob as exc:
             m.refuse(message.reply, exc)
 
@@ -381,7 +497,7 @@ class ResultStore(RequestActor):
         if self._finished_since_expiry:
             self._expire()
         try:
-            outcome = self._store.outcome(message.job_id)
+            outcome = self._outcome(message.job_id)
         except UnknownJob as exc:
             m.refuse(message.reply, exc)
             return
@@ -389,6 +505,21 @@ class ResultStore(RequestActor):
             self._watchers[message.job_id].append(message.reply)
         else:
             m.answer(message.reply, outcome)
+
+    def _outcome(self, job_id: int) -> JobOutcome:
+        """The job's outcome from the store; from here, if it finished lately, for a batching one.
+
+        A batching store's every read is a round trip to its server, and a long poll tends to
+        ask just after its job finished, before the loop has its copy. The other stores read
+        from memory (and the file store checks that the result file is still there).
+        """
+        if self._batching is not None:
+            outcome = self._finished.get(job_id)
+            if outcome is None:
+                outcome = self._published.get(job_id)
+            if outcome is not None:
+                return outcome
+        return self._store.outcome(job_id)
 
     def _unwatch(self, message: m.Unwatch) -> None:
         watchers = self._watchers.get(message.job_id)
@@ -413,6 +544,7 @@ class ResultStore(RequestActor):
         Jobs still held here are simply retargeted; the others leave from the committer, behind
         the commit that released them to the dead worker.
         """
+        self._flush_batches()  # what waits for a batch was sent to the dead worker too
         replacement, dead = message.replacement, message.dead
         self._held = [
             m.HeldJob(job.reply, job.job_id, replacement, job.query)
@@ -450,6 +582,7 @@ class ResultStore(RequestActor):
 
     def _forward_poison(self, message: m.ForwardPoison) -> None:
         """Release what is held, then let the committer send the poison behind it."""
+        self._flush_batches()
         if self._held:
             self._release_held()
         if self._committer is None:
@@ -464,6 +597,7 @@ class ResultStore(RequestActor):
                 "%d jobs unfinished at shutdown stay recorded; they run at the next start",
                 len(self._running),
             )
+        self._flush_batches()
         self._stop_retrying()
         self._commit_here()
         m.answer(message.drained, None)
@@ -528,6 +662,7 @@ class ResultStore(RequestActor):
         m.CancelJob: _cancel,
         m.ForgetJob: _forget,
         m.RetrySaves: _retry,
+        m.FlushBatches: _flush,
         m.FinishedElsewhere: _settle_elsewhere,
         m.TakeOver: _take_over,
         m.Subscribe: _subscribe,
@@ -538,3 +673,10 @@ class ResultStore(RequestActor):
         m.ForwardPoison: _forward_poison,
         m.EngineDrained: _engine_drained,
     }
+
+
+def _outcome(message: m.JobDone | m.JobErrored) -> JobOutcome:
+    """The outcome a Worker's report asks to record."""
+    if isinstance(message, m.JobDone):
+        return JobOutcome(JobStatus.DONE, message.result)
+    return JobOutcome(JobStatus.ERROR, reason=message.reason)

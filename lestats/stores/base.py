@@ -32,6 +32,13 @@ need no durability) and `RedisStore` (several processes, one job space) implemen
    methods raise `StorageError` with `transient=True`, and the caller retries later; nothing
    recorded is lost or half-written meanwhile.
 
+## Batches
+
+A store whose every call is a round trip to a server (Redis) also implements `BatchingStore`:
+the ResultStore then records the jobs that arrived together in one call, `accept_many` for new
+jobs and `complete_many` for finished ones. Each batch is one step: wholly recorded, or (when
+it raises) not at all. The guarantees above hold for each job of a batch as for a single call.
+
 ## Threading
 
 A store is used by one thread, the ResultStore actor's, except the callable that
@@ -43,7 +50,7 @@ which the store may call from a thread of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -166,4 +173,31 @@ class JobStore(Protocol):
 
     def close(self) -> None:
         """Make everything durable, release the lock and every resource. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class BatchingStore(Protocol):
+    """A `JobStore` that records a batch of jobs in one step (one round trip to its server).
+
+    Optional: the ResultStore uses these methods when a store has them, and otherwise calls
+    `accept`, `complete` and `fail` once per job.
+    """
+
+    def accept_many(self, queries: Sequence[Query]) -> list[int]:
+        """`accept` each query, in order; their ids, consecutive.
+
+        Raises:
+            StorageError: none was recorded and no id used up (`transient` as for `accept`).
+        """
+        ...
+
+    def complete_many(self, finished: Sequence[tuple[int, JobOutcome]]) -> list[bool]:
+        """Record each job done (with its result) or in error (with its reason), if unfinished.
+
+        For each job, whether it was unfinished and is now recorded (`complete`'s answer).
+
+        Raises:
+            StorageError: nothing changed; with `transient`, try again later.
+        """
         ...

@@ -1,10 +1,12 @@
 """RedisStore: one job space in Redis, for any number of server processes on any machines.
 
 Each method is one round trip, and each write is one Lua script (`redis_scripts`), so Redis runs
-it atomically: an id is allocated, its job put in the stream of unfinished jobs and marked
-unfinished in one step; a job completes only while it is still unfinished. Durability is what
-the Redis server's AOF promises: its reply to a write comes after the write reached the AOF
-(`appendfsync always`: after an fsync), so no commit barrier is left to run here.
+it atomically: ids are allocated, their jobs put in the stream of unfinished jobs and marked
+unfinished in one step; a job completes only while it is still unfinished. `accept_many` and
+`complete_many` take a whole batch of jobs in that one step: with `appendfsync always`, Redis
+fsyncs once per batch instead of once per job, and both processes spend less per job.
+Durability is what the Redis server's AOF promises: its reply to a write comes after the write
+reached the AOF (`appendfsync always`: after an fsync), so no commit barrier is left to run here.
 
 Ownership: an unfinished job sits in the consumer-group pending list of the node running it.
 Each node keeps a heartbeat key that expires after `claim_idle` seconds; `take_over` moves the
@@ -12,8 +14,9 @@ pending jobs of nodes whose heartbeat expired to this node. A liveness key rathe
 entry's own idle time (XAUTOCLAIM): a live node's queued jobs may wait longer than any idle time
 under a backlog, and must not be stolen for that.
 
-Long-poll across nodes: a finishing node publishes the job's id; the store's listener thread
-hands the ids finished by other nodes to `notify`, in batches. Every Redis error is a transient
+Long-poll across nodes: a finishing node publishes the ids it recorded (one message `NODE ID
+ID...` per batch); the store's listener thread hands the ids finished by other nodes to
+`notify`, in batches. Every Redis error is a transient
 `StorageError`; the client reconnects by itself on the next call.
 """
 
@@ -61,6 +64,8 @@ FORGOTTEN_KEPT = 10_000
 """Forgotten ids held for `expire` at most (the oldest go first if nobody asks)."""
 RETENTION_STEP = 2
 """Old jobs each completion forgets at most: more than the one it adds, so retention keeps up."""
+LAST_JOB_ID = min(MAX_JOB_ID, 10**14)
+"""Ids end here in Redis: its Lua writes numbers with 14 significant digits ("%.14g")."""
 
 WRITING = "cannot record the job"
 READING = "cannot read the job store"
@@ -179,50 +184,70 @@ class RedisStore:
 
     def accept(self, query: Query) -> int:
         """Allocate the next id and record the job, unfinished and this node's, in one step."""
-        body = jsonio.dumps(query.to_json())
+        return self.accept_many((query,))[0]
+
+    def accept_many(self, queries: Sequence[Query]) -> list[int]:
+        """Record every job in one step (one script call, one round trip); their ids, in order.
+
+        The ids are consecutive. Either all the jobs are recorded or, when it raises, none.
+        """
+        if not queries:
+            return []
+        bodies = [jsonio.dumps(query.to_json()) for query in queries]
         try:
-            job_id = int(
+            first = int(
                 self._call(
                     self._accept,
                     [self._last, self._status, self._jobs],
-                    [GROUP, self.node, body, MAX_JOB_ID],
+                    [GROUP, self.node, LAST_JOB_ID, *bodies],
                 )
             )
         except StorageError as exc:
             if exc.transient:
-                # The reply may have been lost after Redis ran the script: look for such a
-                # job in this node's pending list at the next `take_over`.
+                # The reply may have been lost after Redis ran the script: look for such jobs
+                # in this node's pending list at the next `take_over`.
                 self._orphans_possible = True
             raise
+        job_ids = list(range(first, first + len(queries)))
         with self._mine_lock:
-            self._mine.add(job_id)
-        return job_id
+            self._mine.update(job_ids)
+        return job_ids
 
     def commit_barrier(self) -> None:
         """None: Redis replied to `accept` only once the job was in its AOF."""
 
     def complete(self, job_id: int, result: bytes) -> bool:
         """Record the result and the job done, if it is still unfinished (whoever ran it)."""
-        return self._finished(job_id, b"d", result)
+        return self.complete_many(((job_id, JobOutcome(JobStatus.DONE, result)),))[0]
 
     def fail(self, job_id: int, reason: str) -> bool:
         """Record the job in error for `reason`, if it is still unfinished."""
-        return self._finished(job_id, b"e", reason.encode())
+        return self.complete_many(((job_id, JobOutcome(JobStatus.ERROR, reason=reason)),))[0]
 
-    def _finished(self, job_id: int, status: bytes, payload: bytes) -> bool:
+    def complete_many(self, finished: Sequence[tuple[int, JobOutcome]]) -> list[bool]:
+        """Record finished jobs (done or error) in one step; for each, whether it was unfinished.
+
+        One script call: the results, one announcement of all the ids for the other nodes'
+        waiters, and the retention's forgetting (up to two old jobs per job recorded).
+        """
+        if not finished:
+            return []
         keep, age = _retention_args(self.retention)
-        done, *forgotten = self._call(
+        args: list[Any] = [GROUP, self.channel, self.node, keep, age, RETENTION_STEP]
+        for job_id, outcome in finished:
+            if outcome.status is JobStatus.DONE:
+                args += (job_id, b"d", outcome.result or b"")
+            else:
+                args += (job_id, b"e", (outcome.reason or "").encode())
+        flags, *forgotten = self._call(
             self._finish,
             [self._status, self._data, self._jobs, self._by_id, self._by_time, self._last],
-            [
-                GROUP, job_id, status, payload, self.channel, f"{job_id} {self.node}",
-                keep, age, RETENTION_STEP,
-            ],
-        )  # fmt: skip
+            args,
+        )
         with self._mine_lock:
-            self._mine.discard(job_id)
+            self._mine.difference_update(job_id for job_id, _ in finished)
         self._forgotten.extend(forgotten)
-        return bool(done)
+        return [flag == ord("1") for flag in flags]
 
     # --- queries ---------------------------------------------------------------------------------
 
@@ -367,7 +392,7 @@ class RedisStore:
             last = int(raw or 0)
         except ValueError:
             last = -1
-        if not 0 <= last < MAX_JOB_ID:
+        if not 0 <= last < LAST_JOB_ID:
             raise StorageError(f"the job id counter {self._last} in {self._where} holds {raw!r}")
 
     def _warn_if_not_durable(self) -> None:
@@ -477,9 +502,9 @@ class _Listener:
         own = self._store.node.encode()
         message = self._pubsub.get_message(timeout=timeout)
         while message is not None:
-            job_id, _, node = message["data"].partition(b" ")
-            if node and node != own:
-                ids.append(int(job_id))
+            words = message["data"].split()  # `NODE ID ID...`; the wake-up call is empty
+            if words and words[0] != own:
+                ids.extend(_job_ids(words[1:]))
             message = self._pubsub.get_message(timeout=0.0)
         if ids:
             self._store._finished_elsewhere(ids)  # noqa: SLF001
@@ -504,6 +529,15 @@ def finished_channel(namespace: str, db: int) -> str:
     The database is in the name because pub/sub channels are not per database.
     """
     return "{" + namespace + "}" + f":finished:{db}"
+
+
+def _job_ids(words: list[bytes]) -> list[int]:
+    """The ids an announcement of finished jobs lists; a garbled one is logged and skipped."""
+    try:
+        return [int(word) for word in words]
+    except ValueError:
+        log.warning("ignored an announcement of finished jobs that lists no ids: %r", words)
+        return []
 
 
 def _retention_args(retention: Retention) -> tuple[str | int, str | int]:

@@ -22,38 +22,54 @@ write (Redis does not roll back a script's earlier writes).
 from __future__ import annotations
 
 ACCEPT = """#!lua
--- KEYS: last, status, jobs; ARGV: group, node, query json, max id
-local id = tonumber(redis.call('GET', KEYS[1]) or '0') + 1
-if id >= tonumber(ARGV[4]) then
+-- KEYS: last, status, jobs; ARGV: group, node, max id, then one query json per job.
+-- The jobs get consecutive ids; returns the first.
+local count = #ARGV - 3
+local first = tonumber(redis.call('GET', KEYS[1]) or '0') + 1
+if first + count - 1 >= tonumber(ARGV[3]) then
     return redis.error_reply('job ids exhausted')
 end
-redis.call('XADD', KEYS[3], id .. '-0', 'q', ARGV[3])
-redis.call('SET', KEYS[1], id)
-redis.call('HSET', KEYS[2], id, 'r')
-redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[3], '>')
-return id
+for i = 1, count do
+    local id = first + i - 1
+    redis.call('XADD', KEYS[3], id .. '-0', 'q', ARGV[3 + i])
+    redis.call('HSET', KEYS[2], id, 'r')
+end
+redis.call('SET', KEYS[1], first + count - 1)
+redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', count, 'STREAMS', KEYS[3], '>')
+return first
 """
 
 FINISH = """#!lua
 -- KEYS: status, data, jobs, by_id, by_time, last
--- ARGV: group, job id, status (d or e), result or reason, channel, message,
---       keep_last (or ''), max_age_ms (or ''), how many old jobs to forget at most
--- Returns {0} if the job was not unfinished, else {1, the ids of the old jobs forgotten...}
-local id = ARGV[2]
-if redis.call('HGET', KEYS[1], id) ~= 'r' then
-    return {0}
-end
+-- ARGV: group, channel, node, keep_last (or ''), max_age_ms (or ''), old jobs to forget at most
+--       per job recorded, then for each finished job: its id, status (d or e), result or reason
+-- Returns {one character per job: 1 recorded, 0 not unfinished any more; the ids of the old
+-- jobs forgotten...}. Publishes `node id id...` (the jobs recorded) once on the channel.
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('HSET', KEYS[1], id, ARGV[3])
-redis.call('HSET', KEYS[2], id, ARGV[4])
-redis.call('XACK', KEYS[3], ARGV[1], id .. '-0')
-redis.call('XDEL', KEYS[3], id .. '-0')
-redis.call('ZADD', KEYS[4], id, id)
-redis.call('ZADD', KEYS[5], now_ms, id)
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-local budget = tonumber(ARGV[9])
-local out = {1}
+local flags = {}
+local recorded = {}
+for i = 7, #ARGV, 3 do
+    local id = ARGV[i]
+    if redis.call('HGET', KEYS[1], id) == 'r' then
+        redis.call('HSET', KEYS[1], id, ARGV[i + 1])
+        redis.call('HSET', KEYS[2], id, ARGV[i + 2])
+        redis.call('XACK', KEYS[3], ARGV[1], id .. '-0')
+        redis.call('XDEL', KEYS[3], id .. '-0')
+        redis.call('ZADD', KEYS[4], id, id)
+        redis.call('ZADD', KEYS[5], now_ms, id)
+        flags[#flags + 1] = '1'
+        recorded[#recorded + 1] = id
+    else
+        flags[#flags + 1] = '0'
+    end
+end
+local out = {table.concat(flags)}
+if #recorded == 0 then
+    return out
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. table.concat(recorded, ' '))
+local budget = tonumber(ARGV[6]) * #recorded
 local function forget(old)
     if redis.call('HDEL', KEYS[1], old) == 1 then
         out[#out + 1] = tonumber(old)
@@ -62,15 +78,15 @@ local function forget(old)
     redis.call('ZREM', KEYS[4], old)
     redis.call('ZREM', KEYS[5], old)
 end
-if ARGV[7] ~= '' then
-    local below = tonumber(redis.call('GET', KEYS[6]) or '0') - tonumber(ARGV[7])
+if ARGV[4] ~= '' then
+    local below = tonumber(redis.call('GET', KEYS[6]) or '0') - tonumber(ARGV[4])
     local olds = redis.call('ZRANGE', KEYS[4], '-inf', below, 'BYSCORE', 'LIMIT', 0, budget)
     for _, old in ipairs(olds) do
         forget(old)
     end
 end
-if ARGV[8] ~= '' then
-    local before = now_ms - tonumber(ARGV[8])
+if ARGV[5] ~= '' then
+    local before = now_ms - tonumber(ARGV[5])
     local olds = redis.call('ZRANGE', KEYS[5], '-inf', '(' .. before, 'BYSCORE', 'LIMIT', 0, budget)
     for _, old in ipairs(olds) do
         forget(old)
