@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lestats.data import demo, loader
-from lestats.data import table as table_module
+from lestats.data import demo, loader, row_columns
 from lestats.data.loader import PARSER_VARIABLE, REQUIRED_COLUMNS, load_dataset
 from lestats.data.query import Query
 from lestats.data.questions import BEST_IS_MAX, BEST_IS_MIN
@@ -196,7 +195,7 @@ def assert_same_table(actual, expected):
 @pytest.mark.usefixtures("no_deferral")
 @pytest.mark.parametrize("batch", [1, 2, 3, 7])
 def test_tied_rows_sorted_in_small_batches_give_the_same_table(tmp_path, monkeypatch, batch):
-    """The csv path orders tied rows a batch of whole runs at a time; any batch size, one table.
+    """The csv path reads rows a batch at a time (`ROW_BATCH`); any batch size, one table.
 
     The demo file repeats rows (same place, several numbers), so runs of ties cross every
     small batch boundary; the arrow path, which does not batch, is the reference.
@@ -206,7 +205,7 @@ def test_tied_rows_sorted_in_small_batches_give_the_same_table(tmp_path, monkeyp
     for first in range(0, 200, 20):  # runs of 8 rows at one place, numbers falling
         rows[first + 1 : first + 9] = with_values([rows[first]] * 8, falling)
     path = write(tmp_path / "ties.csv", csv_text(HEADER, rows))
-    monkeypatch.setattr(table_module, "TIE_BATCH", batch)
+    monkeypatch.setattr(row_columns, "ROW_BATCH", batch)
     assert_same(path)
 
 

@@ -1,22 +1,22 @@
-r"""The fast way to load a CSV file: pyarrow parses and groups it in C++, exactly as the csv path.
+r"""The fast way to load a CSV file: pyarrow parses and sorts it in C++, exactly as the csv path.
 
 Why this exists: the `csv` module alone takes 5-7 s to tokenise the 1,000,000-row file (402 MB)
 that must load in <= 3 s and <= 400 MB, so `loader.load_dataset` comes here whenever pyarrow is
 installed (the `fast` extra) and `LESTATS_CSV_PARSER` is not `csv`. It is an accelerator, not a
 second definition of the format: it gives exactly the `Dataset` of `loader.load_with_csv` (the
-same groups in the same order, the same values in the same order, the same `rows_read` and
-`rows_skipped`), and what it cannot reproduce exactly it leaves to the csv path. How:
+same row table bit for bit, hence the same groups, which both paths read off it with
+`groups.course_groups`, the same `rows_read` and `rows_skipped`), and what it cannot reproduce
+exactly it leaves to the csv path. How:
 
 - The header is read by the `csv` module itself and checked by the csv path's rules and words
   (empty file, missing columns). pyarrow then reads the data rows, skipping that header line,
   by position (columns named `c0`, `c1`, ...), so stray spaces, duplicate names and the course
   copy's unnamed index column count exactly as in the csv path.
-- Only the columns used are converted: the text columns (the group key's and the row table's)
-  as dictionaries (each distinct state or question stored once), which keeps the peak memory
-  low, and `Data_Value` as a string, empty cells kept as `""` (no null values, so `NA` or
-  `null` stay text); the interval and sample size columns as numbers when every cell is one
-  (see `_read_rows`). While loading, pyarrow allocates with malloc (`_system_allocator`), so
-  that what is freed leaves the process. Rows of the wrong width are
+- Only the columns used are converted: the text columns (the row table's, the group key's among
+  them) as dictionaries (each distinct state or question stored once), which keeps the peak
+  memory low, and the four number columns as numbers when every cell is one (see `_read_rows`),
+  else as strings, empty cells kept as `""`. While loading, pyarrow allocates with malloc
+  (`_system_allocator`), so that what is freed leaves the process. Rows of the wrong width are
   counted as malformed by an invalid-row handler; empty lines are ignored, as by the csv path.
   Quoted newlines are parsed (`newlines_in_values`: its cost on 1M rows is within the noise).
   pyarrow's tokeniser agrees with the csv module's default dialect on quotes inside unquoted
@@ -28,13 +28,10 @@ same groups in the same order, the same values in the same order, the same `rows
   measured exactly too. Not covered: a field of an unused column that is longer than the limit
   but spans lines that are each shorter. The csv path refuses such a file and this one loads
   it; counting lines exactly to find it would cost ~0.3 s per 1M rows.
-- Values: a `Data_Value` that is a plain decimal (`-?digits[.digits]`, at most 15 digits on each
-  side) is parsed by pyarrow, whose string-to-double conversion (fast_float) is correctly
-  rounded like Python's `float`, so it gives the very same double; any other value (empty,
-  `n/a`, ` 30 `, `1e5`, `nan`) is handed over as its original text for
-  `Dataset.from_raw_groups` to judge. Groups whose values are all plain decimals become
-  `array('d')` slices of one array, without a Python object per value: handing over 1M values
-  as Python strings instead would cost ~0.6 s more (~3.0 s in all instead of ~2.4 s).
+- Numbers: a cell the reader or pyarrow's cast parses (fast_float: correctly rounded like
+  Python's `float`) gives the very same double as `numbers.parse_number`; infinities and absurd
+  values become NaN as there, and a column with cells the cast refuses (`1_000`, `0x10`) is read
+  cell by cell (`_number_column`).
 - A value holding a carriage return goes to the csv path: pyarrow drops the `\n` of a quoted
   `\r\n` that straddles two blocks.
 - Anything else (a pyarrow parse error, invalid UTF-8, a broken gzip stream, an over-long line
@@ -50,7 +47,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gc
 import gzip
 import io
 import logging
@@ -58,27 +54,27 @@ import math
 import zlib
 from array import array
 from contextlib import contextmanager
-from itertools import pairwise
-from typing import TYPE_CHECKING, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from lestats.data.dataset import Dataset, GroupKey
-from lestats.data.loader import (
-    KEY_COLUMNS,
-    VALUE_COLUMN,
-    column_indexes,
-    load_with_csv,
-)
+from lestats.data.groups import course_groups
+from lestats.data.loader import column_indexes, load_with_csv
 from lestats.data.numbers import MAX_MAGNITUDE
+from lestats.data.row_columns import (
+    TEXT_COLUMNS,
+    collector_paused,
+)
 from lestats.data.table import (
     ENTITY_COLUMNS,
     NUMBER_COLUMNS,
     EstimateTable,
     Shape,
     canonical_order,
+    code_type,
     number_or_nan,
 )
 from lestats.errors import DatasetError
@@ -97,20 +93,7 @@ PLAIN_DECIMAL = r"^-?[0-9]{1,15}(?:\.[0-9]{1,15})?$"
 BLOCK_SIZE = 1 << 20
 """Bytes pyarrow parses at a time: a record must end within the next block."""
 _KEY_TYPE = pa.dictionary(pa.int32(), pa.string())
-_TEXT_COLUMNS = tuple(
-    dict.fromkeys((*KEY_COLUMNS, *(name for names in ENTITY_COLUMNS.values() for name in names)))
-)
-"""The text columns read (dictionary-encoded): the group key's and the estimate table's."""
-_ESTIMATE_COLUMNS = (
-    *(name for names in ENTITY_COLUMNS.values() for name in names),
-    *NUMBER_COLUMNS,
-)
-_PARSED_COLUMNS = tuple(name for name in NUMBER_COLUMNS if name != VALUE_COLUMN)
-"""The number columns the reader parses (see `_read_rows`)."""
 _MAX_COMPOSITE = 1 << 62
-_NUMBER = "number"
-_TEXT = "text"
-_ROW = "row"
 
 
 class _NeedsCsvModule(Exception):  # noqa: N818 - a signal, not an error
@@ -172,25 +155,19 @@ def _load(path: Path, source: str) -> Dataset:
     if rows == 0:
         problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
         raise DatasetError(source, f"{problem} the header's {width} columns")
-    with _collector_paused():
-        # Only the estimate table holds its own columns: it drops each once used (peak memory),
-        # which it can since it pops them from a list that no one else holds.
-        own = [_column(names[name]) for name in _ESTIMATE_COLUMNS if name in names]
-        handed = [table.select(own)]
-        table = table.select(
-            [_column(names[name]) for name in (*KEY_COLUMNS, VALUE_COLUMN) if name in names]
-        )
-        estimates = _estimate_table(handed, names)
-        _release_unused()
-        raw = _raw_groups(table, names)
+    with collector_paused():
+        # The estimate table drops each column once used (peak memory), which it can since it
+        # pops the table from a list that no one else holds.
+        handed = [table]
         del table
-        return Dataset.from_raw_groups(
-            raw,
+        estimates, groups, dropped = _estimate_table(handed, names)
+        _release_unused()
+        return Dataset(
+            groups,
             source=source,
             rows_read=rows + malformed,
-            rows_skipped=malformed,
+            rows_skipped=malformed + dropped,
             table=estimates,
-            plain_arrays=True,
         )
 
 
@@ -230,11 +207,10 @@ def _read_rows(
 ) -> tuple[pa.Table, int]:
     """The data rows' used columns (key columns dictionary-encoded) and how many were malformed.
 
-    With `parse_numbers`, the reader parses the interval and sample size columns itself (a
-    `pa.ArrowInvalid` if a cell is none of a number, empty or one of pyarrow's null words such
-    as `NA`, all of which `numbers.parse_number` also reads as no number): ~0.2 s and ~30 MB
-    less on 1M rows than reading them as text and casting. `Data_Value` stays text: the
-    groups need the text of its odd values.
+    With `parse_numbers`, the reader parses the number columns itself (a `pa.ArrowInvalid` if
+    a cell is none of a number, empty or one of pyarrow's null words such as `NA`, all of which
+    `numbers.parse_number` also reads as no number): less time and memory on 1M rows than
+    reading them as text and casting.
     """
     malformed = 0
 
@@ -243,12 +219,11 @@ def _read_rows(
         malformed += 1
         return "skip"
 
-    texts = {_column(names[name]) for name in _TEXT_COLUMNS if name in names}
+    texts = {_column(names[name]) for name in TEXT_COLUMNS if name in names}
     numbers = {_column(names[name]) for name in NUMBER_COLUMNS if name in names}
-    parsed = {_column(names[name]) for name in _PARSED_COLUMNS if name in names}
     types = dict.fromkeys(texts, _KEY_TYPE) | dict.fromkeys(numbers, pa.string())
     if parse_numbers:
-        types |= dict.fromkeys(parsed, pa.float64())
+        types |= dict.fromkeys(numbers, pa.float64())
     reader = pa_csv.open_csv(
         stream,
         read_options=pa_csv.ReadOptions(
@@ -322,95 +297,13 @@ def _system_allocator() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (if it runs) while the groups are built.
+def _estimate_table(
+    handed: list[pa.Table], names: dict[str, int]
+) -> tuple[EstimateTable, dict[GroupKey, array[float]], int]:
+    """The rows as `row_columns.RowColumns` makes them on the csv path, sorted in C++ here.
 
-    The ~500,000 arrays, lists and tuples built from 1M rows hold no reference cycles, but
-    allocating them triggers collections that would walk them all again and again (~0.3 s).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _raw_groups(table: pa.Table, names: dict[str, int]) -> dict[GroupKey, Sequence[float | str]]:
-    """Values by group key: groups in order of first row, values in row order, as csv does.
-
-    Plain decimals come parsed (see the module docstring), other values as their text.
-    """
-    present = [name for name in KEY_COLUMNS if name in names]
-    keys = [_column(names[name]) for name in present]
-    text = table.column(_column(names[VALUE_COLUMN]))
-    plain = pc.match_substring_regex(text, PLAIN_DECIMAL)
-    others = table.select(keys).append_column(_TEXT, text).filter(pc.invert(plain))
-    table = (
-        table.select(keys)
-        .append_column(
-            _NUMBER, pc.cast(pc.if_else(plain, text, pa.scalar(None, pa.string())), pa.float64())
-        )
-        .append_column(_ROW, pc.cumulative_sum(pa.repeat(1, table.num_rows)))
-    )
-    del text, plain
-    # Single-threaded, so that each list keeps the rows' order; groups come in hashing's order.
-    grouped = (
-        table.group_by(keys, use_threads=False)
-        .aggregate(
-            [
-                (_NUMBER, "list"),
-                (_NUMBER, "count", pc.CountOptions(mode="only_null")),
-                (_ROW, "min"),
-            ]
-        )
-        .combine_chunks()
-    )
-    del table
-    _release_unused()
-    group_keys = _key_tuples(grouped, present, keys)
-    values = _group_values(
-        _single_chunk(grouped.column(f"{_NUMBER}_list")),
-        _single_chunk(grouped.column(f"{_NUMBER}_count")),
-        group_keys,
-        _texts_by_group(others, present, keys),
-    )
-    by_first_row = pc.sort_indices(grouped.column(f"{_ROW}_min"))
-    raw = {group_keys[index]: values[index] for index in _ints(by_first_row)}
-    del grouped, by_first_row
-    _release_unused()
-    return raw
-
-
-def _key_tuples(grouped: pa.Table, present: list[str], keys: list[str]) -> list[GroupKey]:
-    """The group keys of `grouped` as `GroupKey`s, `""` for the key columns the file lacks."""
-    by_name = dict(zip(present, keys, strict=True))
-    columns = [
-        _python_strings(grouped.column(by_name[name]))
-        if name in by_name
-        else [""] * grouped.num_rows
-        for name in KEY_COLUMNS
-    ]
-    return list(zip(*columns, strict=True))
-
-
-def _texts_by_group(
-    others: pa.Table, present: list[str], keys: list[str]
-) -> dict[GroupKey, list[str]]:
-    """The values that are not plain decimals (few), in row order, by group key."""
-    if others.num_rows == 0:
-        return {}
-    grouped = others.group_by(keys, use_threads=False).aggregate([(_TEXT, "list")])
-    texts = _single_chunk(grouped.column(f"{_TEXT}_list")).to_pylist()
-    return dict(zip(_key_tuples(grouped, present, keys), texts, strict=True))
-
-
-def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTable:
-    """The rows as `table.EstimateTable.build` would make them from the csv path, sorted here.
-
-    `handed` holds the table of its columns, taken out so that each column is freed once used.
+    Also the course groups read off it, and how many rows count in none (`groups`). `handed`
+    holds the table of its columns, taken out so that each column is freed once used.
     """
     table = handed.pop()
     rows = table.num_rows
@@ -422,7 +315,7 @@ def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTa
         codes[entity] = pc.take(pa.array(remap, pa.int32()), encoded)
         del encoded
         table = table.drop_columns([_column(names[name]) for name in columns if name in names])
-        _release_unused()
+    _release_unused()
     shape = Shape.of(words)
     footnote_count = len(words["footnote"])
     if (len(words["question"]) + 1) * shape.strata * shape.periods * shape.locations * (
@@ -439,8 +332,8 @@ def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTa
         numbers.append(_number_column(table, names, name, rows))
         if name in names:
             table = table.drop_columns([_column(names[name])])
-        _release_unused()  # each column's temporaries, before the next one's
     del table
+    _release_unused()
     order = pc.sort_indices(
         pa.table({"key": ordering, **{f"n{index}": c for index, c in enumerate(numbers)}}),
         sort_keys=[("key", "ascending"), *((f"n{i}", "ascending") for i in range(len(numbers)))],
@@ -449,10 +342,9 @@ def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTa
     packed = pc.divide(ordering, footnote_count)  # integer division: the keys, sorted
     keys = array("q")
     keys.frombytes(_values(packed, 8))
-    code_type = "H" if footnote_count <= 1 << 16 else "I"
-    footnotes = array(code_type)
+    footnotes = array(code_type(footnote_count))
     sorted_footnotes = pc.subtract(ordering, pc.multiply(packed, footnote_count)).cast(
-        pa.uint16() if code_type == "H" else pa.uint32()
+        pa.uint16() if footnotes.typecode == "H" else pa.uint32()
     )
     del ordering, packed
     footnotes.frombytes(_values(sorted_footnotes, footnotes.itemsize))
@@ -463,9 +355,10 @@ def _estimate_table(handed: list[pa.Table], names: dict[str, int]) -> EstimateTa
         values = array("d")
         values.frombytes(_values(pc.take(numbers.pop(0), order), 8))
         sorted_numbers.append(values)
-        _release_unused()
     del order
-    return EstimateTable(words, keys, footnotes, sorted_numbers)
+    _release_unused()
+    groups, dropped = course_groups(words, keys, sorted_numbers[0])
+    return EstimateTable(words, keys, footnotes, sorted_numbers), groups, dropped
 
 
 def _packed(codes: dict[str, pa.Array], shape: Shape) -> pa.Array:
@@ -479,24 +372,34 @@ def _packed(codes: dict[str, pa.Array], shape: Shape) -> pa.Array:
 def _entity_codes(
     table: pa.Table, names: dict[str, int], columns: Sequence[str]
 ) -> tuple[list[tuple[str, ...]], pa.Array]:
-    """The distinct combinations of `columns`' texts, and each row's index into them."""
-    composite: pa.Array | None = None
-    dictionaries: list[list[str]] = []
-    for name in columns:
-        if name in names:
-            encoded = _single_chunk(table.column(_column(names[name])))
-            dictionaries.append(encoded.dictionary.to_pylist())
-            indices = encoded.indices.cast(pa.int64())
-        else:
-            dictionaries.append([""])
-            indices = pa.repeat(pa.scalar(0, pa.int64()), table.num_rows)
-        size = len(dictionaries[-1])
-        composite = indices if composite is None else pc.add(pc.multiply(composite, size), indices)
+    """The distinct combinations of `columns`' texts, and each row's index into them.
+
+    Each row's combination is one integer, its columns' dictionary indices in mixed radix, in
+    32 bits where they fit; a column with one text (often: an absent or empty one) adds nothing.
+    """
+    encoded_columns = {
+        name: _single_chunk(table.column(_column(names[name]))) for name in columns if name in names
+    }
+    dictionaries = [
+        encoded_columns[name].dictionary.to_pylist() if name in encoded_columns else [""]
+        for name in columns
+    ]
     total = 1
     for words in dictionaries:
         total *= max(1, len(words))
     if total >= _MAX_COMPOSITE:
         raise _NeedsCsvModule("too many distinct texts to combine an entity's columns")
+    integer = pa.int32() if total < 1 << 31 else pa.int64()
+    composite: pa.Array | None = None
+    for name, words in zip(columns, dictionaries, strict=True):
+        if len(words) <= 1:
+            continue  # its index is 0 on every row
+        indices = encoded_columns[name].indices.cast(integer)
+        composite = (
+            indices if composite is None else pc.add(pc.multiply(composite, len(words)), indices)
+        )
+    if composite is None:
+        composite = pa.repeat(pa.scalar(0, integer), table.num_rows)
     encoded = pc.dictionary_encode(composite)
     distinct: list[tuple[str, ...]] = []
     for combined in encoded.dictionary.to_pylist():
@@ -559,56 +462,11 @@ def _single_chunk(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
-def _python_strings(column: pa.ChunkedArray) -> list[str]:
-    """A dictionary-encoded string column as Python strings, each distinct one a single object."""
-    encoded = _single_chunk(column)
-    words = encoded.dictionary.to_pylist()
-    return list(map(words.__getitem__, _ints(encoded.indices)))
-
-
-_INT_CODES: dict[pa.DataType, Literal["i", "q", "Q"]] = {
-    pa.int32(): "i",
-    pa.int64(): "q",
-    pa.uint64(): "Q",
-}
-
-
-def _ints(ints: pa.Array) -> memoryview[int]:
-    """The values of an integer array without nulls, viewed in place."""
-    if ints.null_count:
-        raise _NeedsCsvModule("nulls where pyarrow makes none")
-    return _values(ints, ints.type.bit_width // 8).cast(_INT_CODES[ints.type])
-
-
 def _values(array_: pa.Array, size: int) -> memoryview:
     """The data buffer of a fixed-width array with `size`-byte values, as bytes, in place."""
     data = array_.buffers()[1]
     view = memoryview(data if data is not None else b"")
     return view[array_.offset * size : (array_.offset + len(array_)) * size]
-
-
-def _group_values(
-    numbers: pa.ListArray,
-    non_numbers: pa.Int64Array,
-    group_keys: list[GroupKey],
-    texts: dict[GroupKey, list[str]],
-) -> list[Sequence[float | str]]:
-    """Each group's values: `array('d')` if all are plain decimals, else a list of both kinds.
-
-    `numbers` holds each group's values parsed (null where not a plain decimal), `non_numbers`
-    how many are not, and `texts` the text of those, in order, by group key.
-    """
-    everything = array("d")
-    everything.frombytes(_values(numbers.values, 8))
-    offsets = _ints(numbers.offsets)
-    values: list[Sequence[float | str]] = [
-        everything[start:end] for start, end in pairwise(offsets)
-    ]
-    mixed = pc.indices_nonzero(pc.greater(non_numbers, 0))
-    for index, parsed in zip(_ints(mixed), pc.take(numbers, mixed).to_pylist(), strict=True):
-        others = iter(texts[group_keys[index]])
-        values[index] = [next(others) if number is None else number for number in parsed]
-    return values
 
 
 class _CheckedStream(io.RawIOBase):

@@ -9,7 +9,6 @@ state abbreviation); row order is not kept because no statistic depends on it (s
 from __future__ import annotations
 
 import math
-from array import array
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import chain
@@ -17,11 +16,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from lestats.data.catalog import Catalog
-from lestats.data.numbers import MAX_MAGNITUDE, NUMBER, parse_number
-from lestats.data.table import KEPT_COLUMNS, EstimateTable, RowCollector
+from lestats.data.numbers import MAX_MAGNITUDE
+from lestats.data.row_columns import RowColumns
+from lestats.data.table import KEPT_COLUMNS, EstimateTable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from array import array
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["MAX_MAGNITUDE", "Dataset", "GroupKey", "QuestionStats", "Ranking", "Record"]
 
@@ -117,49 +118,10 @@ class Dataset:
 
         The table gets the columns a `Record` has (no ids, intervals or footnotes).
         """
-        raw: defaultdict[GroupKey, list[float | str | None]] = defaultdict(list)
-        collector = RowCollector(_RECORD_INDEXES)
-        rows = 0
-        for record in records:
-            question, state, value, *rest = record
-            raw[(question, state, *rest)].append(value)  # type: ignore[index]
-            collector.add(_record_row(Record(*record)))
-            rows += 1
-        return cls.from_raw_groups(
-            raw,
-            source=source,
-            rows_read=rows,
-            rows_skipped=0,
-            table=EstimateTable.build(collector.columns()),
-        )
-
-    @classmethod
-    def from_raw_groups(
-        cls,
-        raw: Mapping[GroupKey, Sequence[float | str | None]],
-        *,
-        source: str,
-        rows_read: int,
-        rows_skipped: int,
-        table: EstimateTable,
-        plain_arrays: bool = False,
-    ) -> Dataset:
-        """Build from unparsed values by group; values that are not finite numbers are skipped.
-
-        With `plain_arrays`, the `array('d')` groups hold only parsed plain decimals (the arrow
-        path's): finite and far below `MAX_MAGNITUDE`, they are kept without a check (~0.1 s
-        for 1M rows).
-        """
-        groups: dict[GroupKey, array[float]] = {}
-        skipped = rows_skipped
-        for key, values in raw.items():
-            if plain_arrays and isinstance(values, array):
-                groups[key] = values
-                continue
-            numbers = _finite_numbers(values)
-            skipped += len(values) - len(numbers)
-            groups[key] = numbers
-        return cls(groups, source=source, rows_read=rows_read, rows_skipped=skipped, table=table)
+        columns = RowColumns(_RECORD_INDEXES, len(Record._fields) + 1)
+        columns.read(_record_row(Record(*record)) for record in records)
+        groups, dropped, table = columns.build()
+        return cls(groups, source=source, rows_read=len(columns), rows_skipped=dropped, table=table)
 
     @property
     def rows(self) -> int:
@@ -223,35 +185,6 @@ def _text(cell: object) -> str:
     if isinstance(cell, int | float):
         return repr(float(cell))
     return str(cell)
-
-
-def _finite_numbers(values: Sequence[float | str | None]) -> array[float]:
-    """Parse values as floats, dropping empty, non-numeric, NaN, infinite and absurd ones.
-
-    Text is a number only by `numbers.NUMBER` (not by `float()`, which takes `1_000`).
-    """
-    if isinstance(values, array):
-        numbers = values
-    else:
-        try:
-            plain = all(map(NUMBER.fullmatch, values))  # type: ignore[arg-type]
-        except TypeError:  # floats among the texts (the arrow path's mixed groups)
-            plain = False
-        if plain:
-            numbers = array("d", map(float, values))  # type: ignore[arg-type]
-        else:
-            numbers = array("d", (n for n in map(_to_float, values) if n is not None))
-    if sum(map(abs, numbers)) <= MAX_MAGNITUDE:  # False for any NaN, infinity or absurd value
-        return numbers
-    return array("d", (n for n in numbers if abs(n) <= MAX_MAGNITUDE))
-
-
-def _to_float(value: float | str | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    return parse_number(value)
 
 
 def _mean(parts: list[array[float]]) -> float | None:

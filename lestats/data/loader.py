@@ -20,13 +20,12 @@ import importlib.util
 import logging
 import os
 import zlib
-from collections import defaultdict
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lestats.data.dataset import Dataset, GroupKey
-from lestats.data.table import KEPT_COLUMNS, EstimateTable, RowCollector
+from lestats.data.dataset import Dataset
+from lestats.data.row_columns import KEY_COLUMNS, VALUE_COLUMN, RowColumns
+from lestats.data.table import KEPT_COLUMNS
 from lestats.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -34,17 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VALUE_COLUMN = "Data_Value"
-KEY_COLUMNS: tuple[str, ...] = (
-    "Question",
-    "LocationDesc",
-    "StratificationCategory1",
-    "Stratification1",
-    "YearStart",
-    "YearEnd",
-    "LocationAbbr",
-)
-"""The group key's columns, in `GroupKey` order."""
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "Question",
     "LocationDesc",
@@ -132,36 +120,22 @@ def load_lines(lines: Iterable[str], *, source: str) -> Dataset:
         header = next(reader, None)
         if header is None:
             raise DatasetError(source, "empty file")
-        names = column_indexes(header, source)
-        # Optional columns that are absent read as an empty cell appended to each row.
         width = len(header)
-        pad = any(name not in names for name in USED_COLUMNS)
-        key_of = itemgetter(*(names.get(name, width) for name in KEY_COLUMNS))
-        value_index = names[VALUE_COLUMN]
-        collector = RowCollector({name: names.get(name, width) for name in KEPT_COLUMNS})
-        raw: defaultdict[GroupKey, list[str]] = defaultdict(list)
-        malformed = 0
-        for row in reader:
-            if len(row) != width:
-                if row:
-                    malformed += 1
-                continue
-            if pad:
-                row.append("")
-            raw[key_of(row)].append(row[value_index])
-            collector.add(row)
+        rows = RowColumns(column_indexes(header, source), width)
+        rows.read(reader)
     except csv.Error as exc:
         raise DatasetError(source, f"not valid CSV at line {reader.line_num}: {exc}") from None
-    if not raw:
+    if not rows:
+        malformed = rows.malformed
         problem = f"none of its {malformed} data rows has" if malformed else "no data rows after"
         raise DatasetError(source, f"{problem} the header's {width} columns")
-    rows_read = sum(map(len, raw.values())) + malformed
-    return Dataset.from_raw_groups(
-        raw,
+    groups, dropped, table = rows.build()
+    return Dataset(
+        groups,
         source=source,
-        rows_read=rows_read,
-        rows_skipped=malformed,
-        table=EstimateTable.build(collector.columns()),
+        rows_read=len(rows) + rows.malformed,
+        rows_skipped=rows.malformed + dropped,
+        table=table,
     )
 
 

@@ -24,15 +24,13 @@ import math
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
-from itertools import compress, islice, repeat
-from operator import eq, floordiv, itemgetter, mod, or_
 from typing import TYPE_CHECKING
 
 from lestats import jsonio
 from lestats.data.numbers import parse_number
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
 ENTITY_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "question": ("Question", "QuestionID", "Class", "Topic", "Data_Value_Unit"),
@@ -64,14 +62,6 @@ SUPPRESSED_SYMBOL = "~"
 """The CDC's footnote symbol for a value withheld because the sample is too small."""
 NATIONAL = frozenset({"US"})
 TERRITORIES = frozenset({"AS", "GU", "MP", "PR", "VI"})
-
-NUMBER_MEMO = 1 << 16
-"""Distinct number texts whose parse the csv path remembers (values repeat: `29.6`, `""`)."""
-
-TIE_BATCH = 1 << 16
-"""Rows of equal place the csv path orders by their numbers at a time (memory, not speed)."""
-
-_SORT_KEY_INFINITY = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,19 +154,6 @@ def _footnote(cells: tuple[str, ...]) -> Footnote:
     return Footnote(*cells)
 
 
-@dataclass(frozen=True, slots=True)
-class RawColumns:
-    """What a parser hands over, rows in file order.
-
-    Per entity its distinct texts and each row's code into them; per number column each row's
-    value (NaN where none).
-    """
-
-    words: Mapping[str, Sequence[tuple[str, ...]]]
-    codes: Mapping[str, Sequence[int]]
-    numbers: Sequence[array[float]]
-
-
 def canonical_order(words: Sequence[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], list[int]]:
     """The distinct texts sorted, and for each old code its new one (both parsers use this)."""
     ordered = sorted(range(len(words)), key=words.__getitem__)
@@ -186,7 +163,8 @@ def canonical_order(words: Sequence[tuple[str, ...]]) -> tuple[list[tuple[str, .
     return [words[old] for old in ordered], remap
 
 
-def _code_type(count: int) -> str:
+def code_type(count: int) -> str:
+    """The `array` type of codes into `count` entities (footnotes: a handful)."""
     return "H" if count <= 1 << 16 else "I"
 
 
@@ -217,7 +195,7 @@ class EstimateTable:
         footnote_codes: array[int],
         numbers: Sequence[array[float]],
     ) -> None:
-        """Take sorted, canonical columns (see `build`, or the arrow loader)."""
+        """Take sorted, canonical columns (built by `row_columns` or the arrow loader)."""
         self.questions: tuple[Question, ...] = tuple(map(_question, words["question"]))
         self.locations: tuple[Location, ...] = tuple(map(_location, words["location"]))
         self.strata: tuple[Stratum, ...] = tuple(map(_stratum, words["stratum"]))
@@ -233,46 +211,6 @@ class EstimateTable:
         self.footnote_codes = footnote_codes
         self.value, self.low, self.high, self.sample_size = numbers
         self._fingerprint: str | None = None
-
-    @classmethod
-    def build(cls, raw: RawColumns) -> EstimateTable:
-        """Sort and pack rows given in file order (the csv path; the arrow path sorts in C++).
-
-        Each row's place is one integer, its key times the footnote count plus its footnote
-        code, so that the sort compares plain integers; rows of equal place (duplicates, none
-        in the CDC file) are then ordered by their numbers.
-        """
-        words: dict[str, list[tuple[str, ...]]] = {}
-        codes: dict[str, Iterator[int]] = {}
-        for entity in ENTITIES:
-            words[entity], remap = canonical_order(raw.words[entity])
-            codes[entity] = map(remap.__getitem__, raw.codes[entity])
-        shape = Shape.of(words)
-        footnote_count = len(words["footnote"])
-        strata, periods, locations = shape.strata, shape.periods, shape.locations
-        places = [
-            (((question * strata + stratum) * periods + period) * locations + location)
-            * footnote_count
-            + footnote
-            for question, stratum, period, location, footnote in zip(
-                codes["question"],
-                codes["stratum"],
-                codes["period"],
-                codes["location"],
-                codes["footnote"],
-                strict=True,
-            )
-        ]
-        order = sorted(range(len(places)), key=places.__getitem__)
-        _sort_ties(order, places, raw.numbers)
-        ordered = list(map(places.__getitem__, order))
-        del places
-        return cls(
-            words,
-            array("q", map(floordiv, ordered, repeat(footnote_count))),
-            array(_code_type(footnote_count), map(mod, ordered, repeat(footnote_count))),
-            [array("d", map(column.__getitem__, order)) for column in raw.numbers],
-        )
 
     # --- shape and lookups -----------------------------------------------------------------------
 
@@ -360,106 +298,6 @@ class Shape:
         rest, period = divmod(rest, self.periods)
         question, stratum = divmod(rest, self.strata)
         return question, stratum, period, location
-
-
-def _sort_ties(order: list[int], places: list[int], numbers: Sequence[array[float]]) -> None:
-    """Order rows of equal place by their numbers, in place: `order` is sorted by place.
-
-    Only the rows of a run of equal places are looked at (most of the 1M-row demo file's, none
-    of the CDC file's), with their sort keys built by `map` and `zip`, not a call per row, a
-    batch of whole runs at a time (the keys of 800,000 rows at once would take ~150 MB).
-    """
-    ordered = list(map(places.__getitem__, order))
-    same = list(map(eq, ordered, islice(ordered, 1, None)))
-    del ordered
-    if True not in same:
-        return
-    in_run = list(map(or_, [False, *same], [*same, False]))
-    del same
-    positions = list(compress(range(len(order)), in_run))
-    del in_run
-    start, total = 0, len(positions)
-    while start < total:
-        end = min(start + TIE_BATCH, total)
-        while end < total and places[order[positions[end]]] == places[order[positions[end - 1]]]:
-            end += 1  # a run ends in its batch
-        batch = positions[start:end]
-        rows = list(map(order.__getitem__, batch))
-        sort_keys = zip(
-            map(places.__getitem__, rows),
-            *(_sort_keys(list(map(column.__getitem__, rows))) for column in numbers),
-            rows,
-            strict=True,
-        )
-        for position, (*_, row) in zip(batch, sorted(sort_keys), strict=True):
-            order[position] = row
-        start = end
-
-
-def _sort_keys(numbers: list[float]) -> list[float]:
-    """Each number's place in the canonical order: NaN after every number (as pyarrow sorts)."""
-    if not any(map(math.isnan, numbers)):
-        return numbers
-    isnan, infinity = math.isnan, _SORT_KEY_INFINITY
-    return [infinity if isnan(number) else number for number in numbers]
-
-
-class RowCollector:
-    """Gathers the kept columns of rows given one by one (the csv path), interning the texts.
-
-    `indexes` maps each kept column to its position in a row; an absent column points past the
-    row's end, where the caller appends an empty cell.
-    """
-
-    __slots__ = ("_entities", "_memo", "_number_columns", "_numbers")
-
-    def __init__(self, indexes: Mapping[str, int]) -> None:
-        self._entities = [
-            (
-                _cells_getter([indexes[name] for name in ENTITY_COLUMNS[entity]]),
-                dict[tuple[str, ...], int](),
-                array("I"),
-            )
-            for entity in ENTITIES
-        ]
-        self._numbers = [array("d") for _ in NUMBER_COLUMNS]
-        self._number_columns = tuple(
-            zip([indexes[name] for name in NUMBER_COLUMNS], self._numbers, strict=True)
-        )
-        self._memo = _NumberMemo()
-
-    def add(self, row: Sequence[str]) -> None:
-        """Keep one row (already checked to be of the header's width)."""
-        for getter, seen, codes in self._entities:
-            codes.append(seen.setdefault(getter(row), len(seen)))
-        memo = self._memo
-        for index, numbers in self._number_columns:
-            numbers.append(memo[row[index]])
-
-    def columns(self) -> RawColumns:
-        """Everything kept so far."""
-        return RawColumns(
-            words={e: list(seen) for e, (_, seen, _) in zip(ENTITIES, self._entities, strict=True)},
-            codes={e: codes for e, (_, _, codes) in zip(ENTITIES, self._entities, strict=True)},
-            numbers=self._numbers,
-        )
-
-
-class _NumberMemo(dict[str, float]):
-    """`number_or_nan` of the texts seen, the first `NUMBER_MEMO` of them remembered.
-
-    A lookup that hits (most: values repeat) costs no Python call.
-    """
-
-    def __missing__(self, text: str) -> float:
-        number = number_or_nan(text)
-        if len(self) < NUMBER_MEMO:
-            self[text] = number
-        return number
-
-
-def _cells_getter(indexes: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
-    return itemgetter(*indexes)  # every entity has at least two columns: always a tuple
 
 
 def number_or_nan(text: str) -> float:
