@@ -10,6 +10,7 @@ Long-polls have their own bound, free it when their client hangs up, and are ans
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import socket
@@ -18,7 +19,7 @@ import time
 from http_support import OBESITY, Gate, until
 from raw_http import DEADLINE, eof_within, read_answer, request
 
-from lestats.http.connections import ConnectionLimits
+from lestats.http.connections import AcceptTrouble, ConnectionLimits
 
 pytest_plugins = ["http_support", "raw_http"]
 
@@ -215,3 +216,37 @@ async def test_at_shutdown_every_long_poll_is_answered_running_even_past_the_req
     assert result == {"global_mean": 30.0}
     for _, writer in waiters:
         writer.close()
+
+
+def accept_failed(loop: asyncio.AbstractEventLoop) -> None:
+    """What asyncio reports when `accept()` finds no descriptor left."""
+    loop.call_exception_handler(
+        {
+            "message": "socket.accept() out of system resource",
+            "exception": OSError(errno.EMFILE, "Too many open files"),
+        }
+    )
+
+
+async def test_an_accept_episode_ends_by_itself_only_once_accepts_stop_failing(caplog):
+    loop = asyncio.get_running_loop()
+    trouble = AcceptTrouble()
+    trouble.install(loop)
+    caplog.set_level(logging.WARNING, logger="lestats.http.connections")
+
+    def lines(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    try:
+        accept_failed(loop)
+        trouble.accepted()
+        accept_failed(loop)  # asyncio's retry failed again after that connection was made
+        await until(lambda: trouble._check is None, "the first check")
+        assert lines("accepting connections again") == []  # failing since the last connection
+        trouble.accepted()  # the last connection: no other comes, the timer ends the episode
+        await until(lambda: lines("accepting connections again"), "the end of the episode")
+    finally:
+        trouble.uninstall(loop)
+    assert len(lines("cannot accept connections")) == 1
+    (end,) = lines("accepting connections again")
+    assert end.endswith("(2 failed accept attempts)")

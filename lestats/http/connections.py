@@ -326,17 +326,21 @@ class AcceptTrouble:
     After EMFILE (and the like) asyncio retries a second later, but reports every failure
     through the loop's exception handler with a traceback, and keeps trying the rest of its
     accept batch meanwhile: about a hundred reports a second. An episode starts at the first
-    failure and ends at the first connection made `_QUIET` seconds after the last failure
-    (connections accepted in the same batch as a failure are set up just after it).
+    failure and ends once a connection was made and no accept failed for `_QUIET` seconds
+    after it: longer than asyncio's retry, so a retry that fails again keeps the episode going
+    (connections accepted in the same batch as a failure are set up just after it). The end is
+    checked by a timer, so it is logged even when no other connection comes.
     """
 
-    _QUIET = 0.5
+    _QUIET = 1.5
 
     def __init__(self) -> None:
         self._since: float | None = None
         self._last_failure = 0.0
         self._failures = 0
         self._previous: Any = None
+        self._check: asyncio.TimerHandle | None = None
+        self._accepted_at = 0.0
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Become `loop`'s exception handler (passing on every other report)."""
@@ -346,17 +350,34 @@ class AcceptTrouble:
     def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give `loop` its previous exception handler back."""
         loop.set_exception_handler(self._previous)
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
 
     def accepted(self) -> None:
-        """A connection was made: the end of an episode, if failures have stopped."""
-        if self._since is not None and time.monotonic() - self._last_failure >= self._QUIET:
-            log.warning(
-                "accepting connections again after %.1f s (%d failed accept attempts)",
-                time.monotonic() - self._since,
-                self._failures,
-            )
-            self._since = None
-            self._failures = 0
+        """A connection was made: the episode ends if no accept fails for `_QUIET` seconds."""
+        if self._since is None:
+            return
+        self._accepted_at = time.monotonic()
+        if self._check is None:
+            self._check = asyncio.get_running_loop().call_later(self._QUIET, self._end_if_quiet)
+
+    def _end_if_quiet(self) -> None:
+        self._check = None
+        if self._since is None or self._last_failure > self._accepted_at:
+            return  # failing since the last connection made: the next one checks again
+        quiet = time.monotonic() - self._last_failure
+        if quiet < self._QUIET:
+            loop = asyncio.get_running_loop()
+            self._check = loop.call_later(self._QUIET - quiet, self._end_if_quiet)
+            return
+        log.warning(
+            "accepting connections again after %.1f s (%d failed accept attempts)",
+            self._last_failure - self._since,
+            self._failures,
+        )
+        self._since = None
+        self._failures = 0
 
     def _handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
