@@ -220,13 +220,16 @@ class ResultFiles:
 
         One `fsync` per file, issued from up to `SYNC_THREADS` threads at once: ext4's journal
         commits concurrent fsyncs together, so a compaction's files cost a few commits, not one
-        each. `python -m bench.bench_sync`, this machine's ext4 disk, 10,000 files, three runs:
-        `fsync`s one after the other 1.6-6.8 s; from 32 threads 0.16-0.37 s and 20-50 us of CPU
-        per file (writeback that `syncfs` leaves to kernel threads); `syncfs` 70-150 ms, 2-4
-        times faster, but it also waits for every other program's dirty data: with 256 MB of it
-        on the file system, `syncfs` held a concurrent append + `fdatasync` loop (the journal's)
-        up to 18-61 ms, our fsyncs 4-11 ms. Never `os.sync` or `syncfs`: others' writes are not
-        ours to wait for, and the owner never waits for this sync, so its wall time matters less.
+        each. `python -m bench.bench_sync --threads 4 8 32`, this machine's ext4 disk: 10,000
+        files one after the other 2.1 s, 118 us of CPU per file; from 8 threads 0.46 s, 46 us;
+        from 32 threads 0.33 s, 43 us, but the journal's appends + `fdatasync` beside it waited
+        twice as long (p50 0.50 against 0.24 ms, worst 3.4 against 1.0 ms). Where an fsync has
+        nothing to wait for (tmpfs, or pages already written back) more threads only fight for
+        the GIL: 5,000 files on tmpfs cost 17-22 us of CPU each from 32 threads, 4-6.5 from 8.
+        `syncfs` is faster still (90 ms) but waits for every other program's dirty data: with
+        256 MB of it on the file system, the journal's loop beside it waited up to 12-61 ms.
+        Never `os.sync` or `syncfs`: others' writes are not ours to wait for, and the owner never
+        waits for this sync, so its wall time matters less.
         The store calls this in a thread of its own, never its owner's. A file gone
         meanwhile (forgotten) needs nothing.
 
@@ -246,7 +249,7 @@ class ResultFiles:
         sync_directory(self.directory)
 
 
-SYNC_THREADS = 32
+SYNC_THREADS = 8
 """At most this many fsyncs in flight at once (see `ResultFiles.sync` for the figures)."""
 
 
