@@ -4,7 +4,10 @@ This machine's speed drifts by tens of percent within minutes, so one run of A f
 of B says little about a change worth 10%. Here both servers run at once (the idle one costs
 nothing) and take turns, ABBA..., for `--rounds` rounds of `--jobs` jobs at C=`--clients` with
 1 ms polling; each round's B/A ratio is taken right after its A (or before), and the medians of
-those ratios are the answer: jobs/s, server CPU per job (less noisy) and p99.
+those ratios are the answer: jobs/s, server CPU per job (less noisy), the machine's CPU per job
+but the load generator's (the server's, plus kernel threads': a build that leaves its files'
+writeback to the kernel, as `os.sync` does, spends less of its own CPU but no less in all;
+anything else running counts too, so run it on a quiet machine) and p99.
 
 A and B are command lines that accept `run.py`'s options, for instance the code as committed
 against your working tree:
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import bench_http, loadgen, option, parse_plan
-from bench.servers import ServerProcess, scratch_dir
+from bench.servers import ServerProcess, cpu_count, scratch_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -52,8 +55,12 @@ class AbPlan:
 class Round:
     """One server's figures in one round."""
 
+    jobs: int
     jobs_per_s: float
     cpu_per_job: float
+    machine_cpu_per_job: float
+    """The whole machine's CPU but the load generator's: the server's, and the kernel threads'
+    that write its files back (an `fsync` does that work in the caller, `os.sync` in them)."""
     p99: float
 
 
@@ -78,7 +85,15 @@ async def measure(target: ServerProcess, plan: AbPlan) -> Round:
     figures = await bench_http.measure(target, run)
     if figures.error_count:
         raise RuntimeError(f"{target.name}: errors {figures.errors}")
-    return Round(figures.jobs_per_s, figures.server_cpu_per_job, figures.latency(0.99))
+    others = (figures.others_busy or 0.0) * figures.elapsed * cpu_count()
+    machine = ((figures.server_cpu or 0.0) + others) / figures.jobs
+    return Round(
+        figures.jobs,
+        figures.jobs_per_s,
+        figures.server_cpu_per_job,
+        machine,
+        figures.latency(0.99),
+    )
 
 
 async def compare(plan: AbPlan) -> str:
@@ -136,6 +151,7 @@ def report(plan: AbPlan, rounds: Sequence[tuple[Round, Round]]) -> str:
     rows = [
         ("jobs/s", "jobs_per_s", 1.0, "", f" (B faster in {faster} rounds)"),
         ("CPU per job", "cpu_per_job", 1e6, " us", ""),
+        ("machine CPU", "machine_cpu_per_job", 1e6, " us", " (all but the load generator)"),
         ("p99", "p99", 1e3, " ms", ""),
     ]
     lines = [
@@ -148,7 +164,24 @@ def report(plan: AbPlan, rounds: Sequence[tuple[Round, Round]]) -> str:
             f"  {label:<12} A {median(0, field) * scale:7.1f}{unit}  "
             f"B {median(1, field) * scale:7.1f}{unit}  B/A {median_ratio(field):.3f}{extra}"
         )
+    lines.append("all rounds together (total CPU / total jobs: what work done now and then costs):")
+    for label, field in (("CPU per job", "cpu_per_job"), ("machine CPU", "machine_cpu_per_job")):
+        a_mean, b_mean = (overall(rounds, index, field) for index in (0, 1))
+        lines.append(
+            f"  {label:<12} A {a_mean * 1e6:7.1f} us  B {b_mean * 1e6:7.1f} us  "
+            f"B/A {b_mean / a_mean:.3f}"
+        )
     return "\n".join(lines)
+
+
+def overall(rounds: Sequence[tuple[Round, Round]], index: int, field: str) -> float:
+    """One server's `field` per job over every round: a compaction's cost spread over its jobs.
+
+    The medians of per-round ratios hide work done every few rounds (a round with it is an
+    outlier); this average counts it once per job, as a long run would.
+    """
+    jobs = sum(pair[index].jobs for pair in rounds)
+    return sum(getattr(pair[index], field) * pair[index].jobs for pair in rounds) / jobs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
