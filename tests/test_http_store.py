@@ -9,7 +9,7 @@ from http_support import OBESITY, get_json, poll, post_job
 from store_faults import FaultyWrite
 
 from lestats import jsonio
-from lestats.actors import engine as engine_module
+from lestats.actors import facade as facade_module
 from lestats.stores.files import FileStore
 from lestats.stores.memory import MemoryStore
 
@@ -24,7 +24,7 @@ async def submit_some(client, count: int) -> list[str]:
 
 
 async def test_the_whole_list_is_the_courses_answer_byte_for_byte(serve, http_dataset, monkeypatch):
-    monkeypatch.setattr(engine_module, "LIST_PAGE", 3)  # seven jobs: three pages
+    monkeypatch.setattr(facade_module, "LIST_PAGE", 3)  # seven jobs: three pages
     client, _ = await serve(http_dataset)
     empty = await client.get("/api/jobs")
     assert await empty.read() == b'{"status": "done", "data": []}'
@@ -48,7 +48,7 @@ async def test_the_whole_list_is_the_courses_answer_byte_for_byte(serve, http_da
     ],
 )
 async def test_paging(serve, http_dataset, monkeypatch, query, expected):
-    monkeypatch.setattr(engine_module, "LIST_PAGE", 2)
+    monkeypatch.setattr(facade_module, "LIST_PAGE", 2)
     client, _ = await serve(http_dataset, store=MemoryStore())
     await submit_some(client, 5)
     body = await get_json(client, f"/api/jobs{query}")

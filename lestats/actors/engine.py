@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import pykka
 
@@ -22,8 +22,7 @@ from lestats.actors import handles, lifetime
 from lestats.actors.bridge import FinishedOutcomes, LoopInbox
 from lestats.actors.claims import JobClaims
 from lestats.actors.dispatcher import Dispatcher
-from lestats.actors.facade import JobsFacade
-from lestats.actors.handles import Job
+from lestats.actors.facade import LIST_PAGE, JobsFacade
 from lestats.actors.jobs import RUNNING, JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.actors.result_store import ResultStore
 from lestats.actors.slots import RequestSlots
@@ -54,15 +53,11 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
-R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_REQUESTS = 4_096
 DEFAULT_MAX_WAITERS = 4_096
-LIST_PAGE = 2_000
-"""Jobs listed per message to the ResultStore: other messages get through between pages, and
-the event loop encodes one page (about a millisecond) between two of its other tasks."""
 
 
 def default_workers() -> int:
@@ -484,22 +479,11 @@ class Engine(JobsFacade):
             (format_job_id(i), s) async for page in self.job_pages(after, limit) for i, s in page
         ]
 
-    async def job_pages(
-        self, after: int = 0, limit: int | None = None
-    ) -> AsyncIterator[tuple[tuple[int, JobStatus], ...]]:
-        """`jobs_async` a page at a time, with ids as numbers (for streaming a long list)."""
-        given = 0
-        while limit is None or given < limit:
-            size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
-            page: tuple[tuple[int, JobStatus], ...] = await self._call_async(
-                self._store, m.ListJobs(after, size)
-            )
-            if page:
-                yield page
-                given += len(page)
-            if len(page) < size:
-                return
-            after = page[-1][0]
+    async def _jobs_page_async(self, after: int, size: int) -> tuple[tuple[int, JobStatus], ...]:
+        page: tuple[tuple[int, JobStatus], ...] = await self._call_async(
+            self._store, m.ListJobs(after, size)
+        )
+        return page
 
     def cancel(self, job_id: str | int) -> bool:
         """Cancel a queued job: it ends `error` with reason `cancelled`.
@@ -534,18 +518,6 @@ class Engine(JobsFacade):
         return forgotten
 
     # --- handles and streams of finished jobs ---------------------------------------------------
-
-    @overload
-    def job(self, job_id: JobId[R]) -> Job[R]: ...
-    @overload
-    def job(self, job_id: str | int) -> Job[object]: ...
-    def job(self, job_id: str | int) -> Job[Any]:
-        """A handle on an accepted job: `job.result()`, `await job`, `job.cancel()`, ...
-
-        Raises:
-            UnknownJob: not a job id (whether it was issued is checked when the handle is used).
-        """
-        return Job(self, JobId(format_job_id(parse_job_id(job_id))))
 
     def as_completed(
         self, job_ids: Iterable[str | int], timeout: float | None = None

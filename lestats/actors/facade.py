@@ -1,29 +1,35 @@
 """The typed job methods the embedded `Engine` and the HTTP `Client` share, written once.
 
 A program moves from one to the other by changing the line that makes it, so both must take the
-same arguments and give the same types. Each subclass says only how to submit a job and how to
-read its outcome (`_submit`, `outcome`, `wait` and their `_async` twins); submitting with the
-typed overloads, the status and the decoded result are the same code for both.
+same arguments and give the same types. Each subclass says only how to submit a job, read its
+outcome, cancel it and read a page of the job list (`_submit`, `outcome`, `wait`, `cancel`,
+`_jobs_page_async` and their twins); submitting with the typed overloads, the status, the
+decoded result, the job handles and the paged listing are the same code for both.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from lestats import jsonio
+from lestats.actors.handles import Job
 from lestats.actors.jobs import JobOutcome, JobStatus, format_job_id, parse_job_id
 from lestats.errors import JobFailed
 from lestats.results import JobId
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncIterator, Mapping
 
     from lestats.data.query import ParamValue, Query
     from lestats.data.statistics import OneStateStatistic, RankingStatistic
     from lestats.results import CategoryMeans, GlobalMean, StateCategoryMeans, StateMeans
 
 R = TypeVar("R")
+
+LIST_PAGE = 2_000
+"""Jobs listed per message to the ResultStore: other messages get through between pages, and
+the event loop encodes one page (about a millisecond) between two of its other tasks."""
 
 
 class JobsFacade(ABC):
@@ -56,6 +62,18 @@ class JobsFacade(ABC):
     @abstractmethod
     async def wait_async(self, job_id: str | int, timeout: float | None = None) -> JobOutcome:
         """`wait` without blocking the event loop."""
+
+    @abstractmethod
+    def cancel(self, job_id: str | int) -> bool:
+        """Cancel a queued job: it ends `error` with reason `cancelled`."""
+
+    @abstractmethod
+    async def cancel_async(self, job_id: str | int) -> bool:
+        """`cancel` without blocking the event loop."""
+
+    @abstractmethod
+    async def _jobs_page_async(self, after: int, size: int) -> tuple[tuple[int, JobStatus], ...]:
+        """At most `size` issued jobs above `after`, in id order (fewer: the last page)."""
 
     @overload
     def submit(self, kind: RankingStatistic, question: str) -> JobId[StateMeans]: ...
@@ -159,6 +177,33 @@ class JobsFacade(ABC):
         """`result` without blocking the event loop."""
         outcome = await self.wait_async(job_id, timeout)
         return job_data(format_job_id(parse_job_id(job_id)), outcome)
+
+    async def job_pages(
+        self, after: int = 0, limit: int | None = None
+    ) -> AsyncIterator[tuple[tuple[int, JobStatus], ...]]:
+        """`jobs_async` a page at a time, with ids as numbers (for streaming a long list)."""
+        given = 0
+        while limit is None or given < limit:
+            size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
+            page = await self._jobs_page_async(after, size)
+            if page:
+                yield page
+                given += len(page)
+            if len(page) < size:
+                return
+            after = page[-1][0]
+
+    @overload
+    def job(self, job_id: JobId[R]) -> Job[R]: ...
+    @overload
+    def job(self, job_id: str | int) -> Job[object]: ...
+    def job(self, job_id: str | int) -> Job[Any]:
+        """A handle on an accepted job: `job.result()`, `await job`, `job.cancel()`, ...
+
+        Raises:
+            UnknownJob: not a job id (whether it was issued is checked when the handle is used).
+        """
+        return Job(self, JobId(format_job_id(parse_job_id(job_id))))
 
 
 def job_data(job_id: str, outcome: JobOutcome) -> object:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 
     from lestats.actors.engine import Engine
+    from lestats.actors.facade import JobsFacade
     from lestats.actors.jobs import JobOutcome
 
 R_co = TypeVar("R_co", covariant=True)
@@ -49,7 +50,7 @@ class Job(Generic[R_co]):
 
     __slots__ = ("_engine", "id")
 
-    def __init__(self, engine: Engine, job_id: JobId[R_co]) -> None:
+    def __init__(self, engine: JobsFacade, job_id: JobId[R_co]) -> None:
         self._engine = engine
         self.id = job_id
 

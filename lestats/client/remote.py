@@ -15,12 +15,10 @@ import asyncio
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Self, TypeVar
 from urllib.parse import urlsplit
 
-from lestats.actors.engine import LIST_PAGE
 from lestats.actors.facade import JobsFacade
-from lestats.actors.handles import Job
 from lestats.actors.jobs import JobStatus, format_job_id, parse_job_id
 from lestats.client import protocol
 from lestats.client.async_transport import SessionPerLoop
@@ -40,13 +38,11 @@ if TYPE_CHECKING:
     )
     from types import TracebackType
 
-    from lestats.actors.engine import Engine
     from lestats.actors.jobs import JobOutcome
     from lestats.client.protocol import Answer, Request
     from lestats.data.query import Query
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 DEFAULT_TIMEOUT = 30.0
@@ -226,23 +222,11 @@ class Client(JobsFacade):
         """`jobs` without blocking the event loop."""
         return await self._run_async(protocol.jobs(after, limit))
 
-    async def job_pages(
-        self, after: int = 0, limit: int | None = None
-    ) -> AsyncIterator[tuple[tuple[int, JobStatus], ...]]:
-        """`jobs_async` a page at a time, with ids as numbers (for a long list)."""
-        given = 0
-        while limit is None or given < limit:
-            size = LIST_PAGE if limit is None else min(LIST_PAGE, limit - given)
-            page = tuple(
-                (parse_job_id(job_id), status)
-                for job_id, status in await self._run_async(protocol.jobs(after, size))
-            )
-            if page:
-                yield page
-                given += len(page)
-            if len(page) < size:
-                return
-            after = page[-1][0]
+    async def _jobs_page_async(self, after: int, size: int) -> tuple[tuple[int, JobStatus], ...]:
+        return tuple(
+            (parse_job_id(job_id), status)
+            for job_id, status in await self._run_async(protocol.jobs(after, size))
+        )
 
     def cancel(self, job_id: str | int) -> bool:
         """Cancel a queued job: it ends `error` with reason `cancelled`.
@@ -299,19 +283,6 @@ class Client(JobsFacade):
                     raise PartlyAccepted(tuple(accepted), refusal) from refusal
                 raise
         return accepted
-
-    @overload
-    def job(self, job_id: JobId[R]) -> Job[R]: ...
-    @overload
-    def job(self, job_id: str | int) -> Job[object]: ...
-    def job(self, job_id: str | int) -> Job[Any]:
-        """A handle on an accepted job: `job.result()`, `await job`, `job.cancel()`, ...
-
-        Raises:
-            UnknownJob: not a job id (whether it was issued is checked when the handle is used).
-        """
-        # A Job only calls the methods a Client shares with the Engine.
-        return Job(cast("Engine", self), JobId(format_job_id(parse_job_id(job_id))))
 
     def as_completed(
         self, job_ids: Iterable[str | int], timeout: float | None = None
