@@ -21,6 +21,49 @@ write (Redis does not roll back a script's earlier writes).
 
 from __future__ import annotations
 
+_NOW_MS = """local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+"""
+"""Redis's clock in ms, as `now_ms` (scripts use the server's clock, never a node's)."""
+
+
+def _retention(
+    keys: tuple[int, int, int, int, int], keep: int, age: int, limit: str, into: str
+) -> str:
+    """Lua forgetting the finished jobs past the retention, oldest first, `limit` each way.
+
+    The ids it takes out of `status` are appended to the Lua table `into`. `keys`: the KEYS
+    indices of status, data, by_id, by_time and last; `keep` and `age`: the ARGV indices of
+    keep_last and max_age_ms (each '' when not set). Needs `now_ms`.
+    """
+    status, data, by_id, by_time, last = keys
+    return f"""local function forget(old)
+    if redis.call('HDEL', KEYS[{status}], old) == 1 then
+        {into}[#{into} + 1] = tonumber(old)
+    end
+    redis.call('HDEL', KEYS[{data}], old)
+    redis.call('ZREM', KEYS[{by_id}], old)
+    redis.call('ZREM', KEYS[{by_time}], old)
+end
+if ARGV[{keep}] ~= '' then
+    local below = tonumber(redis.call('GET', KEYS[{last}]) or '0') - tonumber(ARGV[{keep}])
+    local olds = redis.call('ZRANGE', KEYS[{by_id}], '-inf', below, 'BYSCORE', 'LIMIT', 0, {limit})
+    for _, old in ipairs(olds) do
+        forget(old)
+    end
+end
+if ARGV[{age}] ~= '' then
+    local before = now_ms - tonumber(ARGV[{age}])
+    local olds = redis.call(
+        'ZRANGE', KEYS[{by_time}], '-inf', '(' .. before, 'BYSCORE', 'LIMIT', 0, {limit}
+    )
+    for _, old in ipairs(olds) do
+        forget(old)
+    end
+end
+"""
+
+
 ACCEPT = """#!lua
 -- KEYS: last, status, jobs; ARGV: group, node, max id, then one query json per job.
 -- The jobs get consecutive ids; returns the first.
@@ -39,15 +82,16 @@ redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', count, 'STREAMS', K
 return first
 """
 
-FINISH = """#!lua
+FINISH = (
+    """#!lua
 -- KEYS: status, data, jobs, by_id, by_time, last
 -- ARGV: group, channel, node, keep_last (or ''), max_age_ms (or ''), old jobs to forget at most
 --       per job recorded, then for each finished job: its id, status (d or e), result or reason
 -- Returns {one character per job: 1 recorded, 0 not unfinished any more; the ids of the old
 -- jobs forgotten...}. Publishes `node id id...` (the jobs recorded) once on the channel.
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local flags = {}
+"""
+    + _NOW_MS
+    + """local flags = {}
 local recorded = {}
 for i = 7, #ARGV, 3 do
     local id = ARGV[i]
@@ -70,62 +114,24 @@ if #recorded == 0 then
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. table.concat(recorded, ' '))
 local budget = tonumber(ARGV[6]) * #recorded
-local function forget(old)
-    if redis.call('HDEL', KEYS[1], old) == 1 then
-        out[#out + 1] = tonumber(old)
-    end
-    redis.call('HDEL', KEYS[2], old)
-    redis.call('ZREM', KEYS[4], old)
-    redis.call('ZREM', KEYS[5], old)
-end
-if ARGV[4] ~= '' then
-    local below = tonumber(redis.call('GET', KEYS[6]) or '0') - tonumber(ARGV[4])
-    local olds = redis.call('ZRANGE', KEYS[4], '-inf', below, 'BYSCORE', 'LIMIT', 0, budget)
-    for _, old in ipairs(olds) do
-        forget(old)
-    end
-end
-if ARGV[5] ~= '' then
-    local before = now_ms - tonumber(ARGV[5])
-    local olds = redis.call('ZRANGE', KEYS[5], '-inf', '(' .. before, 'BYSCORE', 'LIMIT', 0, budget)
-    for _, old in ipairs(olds) do
-        forget(old)
-    end
-end
-return out
 """
+    + _retention((1, 2, 4, 5, 6), 4, 5, "budget", "out")
+    + """return out
+"""
+)
 
-EXPIRE = """#!lua
+EXPIRE = (
+    """#!lua
 -- KEYS: status, data, by_id, by_time, last; ARGV: keep_last (or ''), max_age_ms (or ''), limit
 -- Returns the ids forgotten.
 local limit = tonumber(ARGV[3])
 local gone = {}
-local function forget(old)
-    if redis.call('HDEL', KEYS[1], old) == 1 then
-        gone[#gone + 1] = tonumber(old)
-    end
-    redis.call('HDEL', KEYS[2], old)
-    redis.call('ZREM', KEYS[3], old)
-    redis.call('ZREM', KEYS[4], old)
-end
-if ARGV[1] ~= '' then
-    local below = tonumber(redis.call('GET', KEYS[5]) or '0') - tonumber(ARGV[1])
-    local olds = redis.call('ZRANGE', KEYS[3], '-inf', below, 'BYSCORE', 'LIMIT', 0, limit)
-    for _, old in ipairs(olds) do
-        forget(old)
-    end
-end
-if ARGV[2] ~= '' then
-    local now = redis.call('TIME')
-    local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-    local before = now_ms - tonumber(ARGV[2])
-    local olds = redis.call('ZRANGE', KEYS[4], '-inf', '(' .. before, 'BYSCORE', 'LIMIT', 0, limit)
-    for _, old in ipairs(olds) do
-        forget(old)
-    end
-end
-return gone
 """
+    + _NOW_MS
+    + _retention((1, 2, 3, 4, 5), 1, 2, "limit", "gone")
+    + """return gone
+"""
+)
 
 FORGET = """#!lua
 -- KEYS: status, data, by_id, by_time; ARGV: job id
