@@ -63,12 +63,8 @@ class ChildSetup:
 
 def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
     """A socket listening on `host:port` with `SO_REUSEPORT`, one of the children's group."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = _port_holder(host, port)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
         sock.listen(backlog)
     except BaseException:
         sock.close()
