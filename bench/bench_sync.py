@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lestats.stores.journal import sync_directory
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -82,15 +84,6 @@ def make_files(directory: Path, count: int) -> list[str]:
         os.replace(temporary, final)  # noqa: PTH105 - as ResultFiles.save does
         names.append(final)
     return names
-
-
-def sync_directory(directory: Path) -> None:
-    """`fsync` the directory: its new names are durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _each(names: list[str], function: Callable[[int], None]) -> None:
