@@ -10,7 +10,10 @@ requests a second it is a visible share of the server's CPU, hence the care. The
 every request cost, per line, a record made in the loop and its formatting in the writer: the
 server's records are `ServerRecord`s (no file name derived from a source path that the server
 does not gather), and the text format is written by one f-string rather than by `%`-formatting
-a dictionary of the record's attributes (`python -m bench.bench_log_lines` times both).
+a dictionary of the record's attributes. The request lines themselves skip the record: while the
+writer is the only one that would read them, a `DirectInfo` hands it the line's time, logger,
+message and arguments, and the writer formats them to the same text (`python -m
+bench.bench_log_lines` times each way).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     import os
@@ -41,6 +44,29 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 UNKNOWN_SOURCE = "(unknown file)"
 """The source path `logging` gives a record when it does not look for the caller."""
+UNKNOWN_FUNCTION = "(unknown function)"
+"""The function name `logging` gives such a record."""
+
+DirectLine = tuple[float, str, str, tuple[object, ...]]
+"""An INFO line handed to the writer without a record: `time.time()`, logger name, message and
+its `%`-arguments (see `DirectInfo`)."""
+
+
+def _lean_records() -> bool:
+    """Whether `logging` gathers nothing a `ServerRecord` leaves out (see `start_file_logging`)."""
+    return logging._srcfile is None and not (  # noqa: SLF001 - documented switch
+        logging.logThreads
+        or logging.logProcesses
+        or logging.logMultiprocessing
+        or _TASKS_GATHERED()
+    )
+
+
+def _arguments(args: Any) -> Any:  # noqa: ANN401 - logging's own type
+    """`logging`'s own rule: one non-empty mapping is the arguments by name."""
+    if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+        return args[0]
+    return args
 
 
 class ServerRecord(logging.LogRecord):
@@ -66,31 +92,44 @@ class ServerRecord(logging.LogRecord):
         func: str | None = None,
         sinfo: str | None = None,
     ) -> None:
-        if (
-            pathname != UNKNOWN_SOURCE
-            or logging.logThreads
-            or logging.logProcesses
-            or logging.logMultiprocessing
-            or _TASKS_GATHERED()
-        ):
+        if pathname != UNKNOWN_SOURCE or not _lean_records():
             super().__init__(name, level, pathname, lineno, msg, args, exc_info, func, sinfo)
             return
-        created = time.time()
+        self._fill(time.time(), name, level, msg, args, exc_info, lineno, func, sinfo)
+
+    @classmethod
+    def of_line(cls, line: DirectLine) -> ServerRecord:
+        """The record `logger.info` would have made for a `DirectInfo` line."""
+        created, name, msg, args = line
+        record = cls.__new__(cls)
+        cls._fill(record, created, name, logging.INFO, msg, args, None, 0, UNKNOWN_FUNCTION, None)
+        return record
+
+    def _fill(  # noqa: PLR0917 - logging's own fields
+        self,
+        created: float,
+        name: str,
+        level: int,
+        msg: object,
+        args: Any,  # noqa: ANN401 - logging's own type
+        exc_info: Any,  # noqa: ANN401 - logging's own type
+        lineno: int,
+        func: str | None,
+        sinfo: str | None,
+    ) -> None:
         self.name = name
         self.msg = msg
-        if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
-            args = args[0]  # logging's own rule: one mapping is the arguments by name
-        self.args = args
+        self.args = _arguments(args)
         self.levelname = logging.getLevelName(level)
         self.levelno = level
-        self.pathname = pathname
-        self.filename = pathname
+        self.pathname = UNKNOWN_SOURCE
+        self.filename = UNKNOWN_SOURCE
         self.module = _UNKNOWN_MODULE
         self.exc_info = exc_info
         self.exc_text = None
         self.stack_info = sinfo
         self.lineno = lineno
-        self.funcName = func  # type: ignore[assignment]  # None, as logging gives it too
+        self.funcName = func  # type: ignore[assignment]  # logging's own value
         self.created = created
         self.msecs = int((created - int(created)) * 1000) + 0.0
         self.relativeCreated = (created - _LOGGING_STARTED) * 1000
@@ -142,6 +181,20 @@ class UTCFormatter(logging.Formatter):
             f"{record.message}"
         )
 
+    def format_line(self, line: DirectLine) -> str:
+        """A `DirectInfo` line as `format` writes the record `logger.info` would have made."""
+        if not self._plain:
+            return self.format(ServerRecord.of_line(line))
+        created, name, msg, args = line
+        second = int(created)
+        if second != self._second:
+            self._second_text = time.strftime(DATE_FORMAT, time.gmtime(created))
+            self._second = second
+        message = msg % _arguments(args) if args else msg
+        milliseconds = int((created - second) * 1000)
+        level = logging.getLevelName(logging.INFO)
+        return f"{self._second_text}.{milliseconds:03d}Z {level} {name}: {message}"
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """The record's second in UTC, as `datefmt` (the formatter's own one is cached)."""
         if datefmt is None or datefmt != self.datefmt:  # logging's default text has milliseconds
@@ -189,13 +242,16 @@ def formatter(log_format: LogFormat = "text") -> logging.Formatter:
     return UTCFormatter(LOG_FORMAT, DATE_FORMAT)
 
 
+_Entry = logging.LogRecord | DirectLine
+
+
 class _DequeHandler(logging.Handler):
     """Keeps records as they are, for the writer: no formatting, no lock hand-off, no wake-up.
 
     Safe because every argument this package logs is immutable (str, int, float).
     """
 
-    def __init__(self, records: collections.deque[logging.LogRecord]) -> None:
+    def __init__(self, records: collections.deque[_Entry]) -> None:
         super().__init__()
         self._records = records
 
@@ -214,18 +270,27 @@ class _DequeHandler(logging.Handler):
 class _RotatingFile(logging.handlers.RotatingFileHandler):
     """Writes a batch of records as one text, rotating by size from its own count of bytes."""
 
-    def write_batch(self, records: collections.deque[logging.LogRecord]) -> None:
-        """Format and write every record in `records` (emptying it), then flush once."""
+    def write_batch(self, records: collections.deque[_Entry]) -> None:
+        """Format and write every record and line in `records` (emptying it), then flush once."""
         if self.stream is None:
             self.stream = self._open()
         position = self.stream.tell()
         lines: list[str] = []
+        formatter = self.formatter
+        format_line = formatter.format_line if isinstance(formatter, UTCFormatter) else None
         while records:
-            record = records.popleft()
+            entry = records.popleft()
             try:
-                line = self.format(record) + self.terminator
+                if isinstance(entry, logging.LogRecord):
+                    line = self.format(entry) + self.terminator
+                elif format_line is not None:
+                    line = format_line(entry) + self.terminator
+                else:
+                    line = self.format(ServerRecord.of_line(entry)) + self.terminator
             except Exception:  # noqa: BLE001 - logging's own policy: report, never raise
-                self.handleError(record)
+                self.handleError(
+                    entry if isinstance(entry, logging.LogRecord) else ServerRecord.of_line(entry)
+                )
                 continue
             size = len(line.encode(errors="replace")) if not line.isascii() else len(line)
             if 0 < self.maxBytes <= position + size and position > 0:
@@ -242,28 +307,72 @@ class _RotatingFile(logging.handlers.RotatingFileHandler):
 class LogWriter:
     """Owns the log file; `handler` is what loggers are given. Stop it to write the rest."""
 
+    running: ClassVar[LogWriter | None] = None
+    """The writer started last and not yet stopped (the one `DirectInfo` offers lines to)."""
+
     def __init__(self, file: _RotatingFile) -> None:
-        self._records: collections.deque[logging.LogRecord] = collections.deque()
+        self._records: collections.deque[_Entry] = collections.deque()
         self._file = file
         self._stopping = threading.Event()
         self.handler = _DequeHandler(self._records)
         self._thread = threading.Thread(target=self._run, name="lestats-log-writer", daemon=True)
         self._factory: Callable[..., logging.LogRecord] | None = None
 
+    @property
+    def file(self) -> logging.handlers.RotatingFileHandler:
+        """The rotating file it writes; its formatter makes the text."""
+        return self._file
+
     def start(self) -> None:
         """Start writing; the process's records are `ServerRecord`s meanwhile."""
         self._factory = logging.getLogRecordFactory()
         logging.setLogRecordFactory(ServerRecord)
         self._thread.start()
+        LogWriter.running = self
 
     def stop(self) -> None:
         """Detach from the root logger, write everything logged so far, close the file."""
+        if LogWriter.running is self:
+            LogWriter.running = None
         logging.getLogger().removeHandler(self.handler)
         if self._factory is not None:
             logging.setLogRecordFactory(self._factory)
         self._stopping.set()
         self._thread.join()
         self._file.close()
+
+    def takes_directly(self, logger: logging.Logger) -> bool:
+        """Whether `logger.info` would hand a lean `ServerRecord` to this writer and nobody else.
+
+        That is: INFO is enabled, no filter on the way, this writer's handler is reached once
+        and every other handler on the way is a `NullHandler`, and records are `ServerRecord`s
+        that gather no caller, thread or process. It is asked on every line, so that a handler
+        or filter added at any time (by a test's log capture, say) sees every line after it.
+        """
+        handler = self.handler
+        if (
+            logger.filters
+            or handler.filters
+            or handler.level > logging.INFO
+            or not logger.isEnabledFor(logging.INFO)
+            or logging.getLogRecordFactory() is not ServerRecord
+            or not _lean_records()
+        ):
+            return False
+        reached = 0
+        current: logging.Logger | None = logger
+        while current is not None:
+            for each in current.handlers:
+                if each is handler:
+                    reached += 1
+                elif type(each) is not logging.NullHandler:
+                    return False
+            current = current.parent if current.propagate else None
+        return reached == 1
+
+    def take(self, line: DirectLine) -> None:
+        """Keep `line` for the next batch (see `takes_directly`)."""
+        self._records.append(line)
 
     def _run(self) -> None:
         while not self._stopping.wait(WRITE_INTERVAL):
@@ -273,6 +382,28 @@ class LogWriter:
     def _write_batch(self) -> None:
         if self._records:
             self._file.write_batch(self._records)
+
+
+class DirectInfo:
+    """`logger.info` for the lines every request writes, for a fraction of its cost.
+
+    While the running `LogWriter` is the only one that would read the record (see its
+    `takes_directly`), the line goes to it as a `DirectLine`, which it formats to the text the
+    record would have given; otherwise, `logger.info` as usual.
+    """
+
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def __call__(self, msg: str, *args: object) -> None:
+        """Log `msg % args` at INFO."""
+        writer = LogWriter.running
+        if writer is not None and writer.takes_directly(self.logger):
+            writer.take((time.time(), self.logger.name, msg, args))
+        else:
+            self.logger.info(msg, *args)
 
 
 def start_file_logging(

@@ -25,6 +25,7 @@ from lestats.errors import (
 from lestats.http.keys import BODY_TIMEOUT, OUTCOME
 from lestats.http.origin import cross_site_refusal
 from lestats.http.responses import error_response
+from lestats.logs import DirectInfo
 from lestats.metrics_stats import FAILURE, observe_request
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
 log = logging.getLogger("lestats.http")
+log_info = DirectInfo(log)
+"""`log.info` for the entry and exit lines (every request writes two)."""
 
 _KEPT_HEADERS = ("Allow", "Retry-After")
 _LOGGED_BODY = 500
@@ -150,7 +153,7 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
         try:
             body = await _read_body(request) if request.body_exists else b""
         except _BodyRefused as refused:
-            log.info("-> %s (body not read: %s)", shown, refused.note)
+            log_info("-> %s (body not read: %s)", shown, refused.note)
             if refused.response.status == GONE:
                 log.warning("%s: %s", shown, refused.note)
             response = refused.response
@@ -158,7 +161,7 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
             reading = False
             # repr keeps the entry on one line whatever the body holds: no forged log lines.
             params = body[:_LOGGED_BODY].decode(errors="replace")
-            log.info("-> %s %r", shown, params)
+            log_info("-> %s %r", shown, params)
             refusal = cross_site_refusal(request)
             if refusal is None:
                 try:  # here rather than in a coroutine of its own: every request passes
@@ -173,7 +176,7 @@ async def log_and_map_errors(request: web.Request, handler: Handler) -> web.Stre
     except asyncio.CancelledError:
         if reading:
             note = _hung_up(request)
-            log.info("-> %s (body not read: %s)", shown, note)
+            log_info("-> %s (body not read: %s)", shown, note)
             log.warning("%s: %s", shown, note)
         _exit(request, shown, GONE, "client closed the connection", started)
         raise
@@ -186,5 +189,5 @@ def _exit(request: web.Request, shown: str, status: int, outcome: str, started: 
     seconds = time.perf_counter() - started
     if len(outcome) > LOGGED_TARGET:
         outcome = f"{outcome[:LOGGED_TARGET]}...(+{len(outcome) - LOGGED_TARGET} chars)"
-    log.info("<- %s %d %s (%.2f ms)", shown, status, outcome, seconds * 1000)
+    log_info("<- %s %d %s (%.2f ms)", shown, status, outcome, seconds * 1000)
     observe_request(request, status, seconds)

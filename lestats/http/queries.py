@@ -171,7 +171,7 @@ async def answer(request: web.Request) -> web.StreamResponse:
     a known query is parsed, then found by its canonical form; a new query runs as a job.
     """
     cache = request.app[ANSWERS]
-    seen = f"url {request.path_qs}"
+    seen = f"url {request.raw_path}"  # as sent: no URL object made again
     cached = cache.get(seen)
     if cached is not None:
         request[OUTCOME] = "cached"
