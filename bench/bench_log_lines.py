@@ -46,7 +46,7 @@ def one_way(way: str, path: Path, pairs: int) -> tuple[float, float]:
         logging.setLogRecordFactory(logging.LogRecord)
     if way == "logging's own":
         standard = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
-        standard.converter = time.gmtime  # type: ignore[assignment]  # typeshed: localtime's
+        standard.converter = time.gmtime
         writer.file.setFormatter(standard)
     try:
         process, thread = time.process_time(), time.thread_time()
