@@ -94,6 +94,9 @@ def reading(
         dynamic_ncols=sized,
         ncols=None if sized else 80,
         nrows=None if sized else 24,  # tqdm hides a bar below a screen height of 0
+        # Shown at every look at the offset: left to guess, tqdm expects the next step to be
+        # as big as the last one and, when it is smaller, holds the bar back up to 10 s.
+        miniters=1,
     )
     stop = threading.Event()
 
