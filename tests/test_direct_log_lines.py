@@ -279,3 +279,14 @@ def test_json_log_lines_taken_directly_are_one_object_each(tmp_path):
     assert entry["level"] == "INFO"
     assert entry["logger"] == NAME
     assert entry["message"] == "-> GET /x 'a \"quoted\"\\nbody'"
+
+
+def test_a_file_with_another_formatter_writes_a_direct_line_as_its_record(tmp_path):
+    path = tmp_path / "other.log"
+    file = _RotatingFile(path, maxBytes=10_000, backupCount=1, encoding="utf-8")
+    file.setFormatter(logging.Formatter("%(levelname)s %(name)s %(funcName)s: %(message)s"))
+    try:
+        file.write_batch(collections.deque([(BASE, NAME, "%s and %d", ("text", 2))]))
+    finally:
+        file.close()
+    assert path.read_text() == f"INFO {NAME} {UNKNOWN_FUNCTION}: text and 2\n"
