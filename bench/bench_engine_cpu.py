@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import option, parse_plan
-from bench.servers import scratch_dir
+from bench.servers import given_or_scratch_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -171,10 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if plan.one:
         print(json.dumps(measure_one(plan.one, plan.jobs, Path(plan.results_in))), flush=True)
         return 0
-    if plan.results_in:
-        print(compare(plan, Path(plan.results_in)), flush=True)
-        return 0
-    with scratch_dir("engine-cpu-") as root:
+    with given_or_scratch_dir(plan.results_in, "engine-cpu-") as root:
         print(compare(plan, root), flush=True)
     return 0
 

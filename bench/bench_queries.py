@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.servers import cdc_file
+
 if TYPE_CHECKING:
     from lestats.data.catalog import Catalog
 
@@ -259,14 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         args.runs, args.rows, args.jobs = 1, 20_000, 20
     from bench.bench_data import demo_file  # noqa: PLC0415
 
-    cdc = next(
-        (
-            folder / "shared" / "data" / "brfss-cdc-2011-2021.csv.gz"
-            for folder in ROOT.parents
-            if (folder / "shared" / "data" / "brfss-cdc-2011-2021.csv.gz").exists()
-        ),
-        None,
-    )
+    cdc = cdc_file()
     files = [p for p in (cdc, demo_file(args.rows, 2024)) if p is not None]
     bench_loading(files, args.runs)
     if cdc is not None:

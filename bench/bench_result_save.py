@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import option, parse_plan
-from bench.servers import scratch_dir
+from bench.servers import given_or_scratch_dir
 from lestats.stores.result_files import ResultFiles
 
 if TYPE_CHECKING:
@@ -92,10 +92,7 @@ def run(plan: SavePlan, root: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure and print."""
     plan = parse_plan(SavePlan, argv, prog="python -m bench.bench_result_save")
-    if plan.results_in:
-        print(run(plan, Path(plan.results_in)), flush=True)
-        return 0
-    with scratch_dir("result-save-") as root:
+    with given_or_scratch_dir(plan.results_in, "result-save-") as root:
         print(run(plan, root), flush=True)
     return 0
 

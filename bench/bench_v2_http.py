@@ -30,7 +30,6 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 
@@ -38,6 +37,7 @@ from bench.bare_server import CANNED_RESULT
 from bench.servers import (
     ServerProcess,
     bare_server,
+    cdc_file,
     lestats_server,
     process_cpu_seconds,
     scratch_dir,
@@ -46,15 +46,6 @@ from bench.servers import (
 GOAL_RATIO = 1.5
 V2_PATH = "/api/v2/trend?question=Q036&location=OH,US"
 BARE_PATH = "/api/get_results/job_id_1"
-
-
-def _cdc() -> Path | None:
-    here = Path(__file__).resolve()
-    for folder in here.parents:
-        candidate = folder / "shared" / "data" / "brfss-cdc-2011-2021.csv.gz"
-        if candidate.exists():
-            return candidate
-    return None
 
 
 async def closed_loop(
@@ -110,7 +101,7 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
 
 async def run(args: argparse.Namespace) -> int:
     """Start both servers, measure in alternating rounds, print the medians and the verdict."""
-    data = _cdc()
+    data = cdc_file()
     if data is None:
         print("skipped: the CDC export is not in ../shared/data")
         return 0

@@ -40,7 +40,6 @@ FLAGS = (
     "--hide-scrollbars",
     "--force-device-scale-factor=1",
 )
-CDC_FILE_NAME = "brfss-cdc-2011-2021.csv.gz"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -75,13 +74,3 @@ def chromium(profile: Path, *, width: int = 1400, height: int = 1000) -> WebDriv
     return driver
 
 
-def cdc_file() -> Path | None:
-    """The CDC export in the shared data folder beside the repository, if there is one.
-
-    The repository is either beside `shared/` or, as a git worktree, one level deeper.
-    """
-    for root in (REPO.parent, REPO.parent.parent):
-        path = root / "shared" / "data" / CDC_FILE_NAME
-        if path.is_file():
-            return path
-    return None

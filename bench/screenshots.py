@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bench import browser
-from bench.servers import lestats_server, scratch_dir
+from bench.servers import cdc_file, lestats_server, scratch_dir
 from lestats.http.page import StaticFiles
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def render(base_url: str, out: Path, profile: Path) -> dict[str, float]:
 async def main(argv: Sequence[str] | None = None) -> None:
     """Serve, render, print."""
     parser = argparse.ArgumentParser(prog="python -m bench.screenshots", description=__doc__)
-    parser.add_argument("--data", type=Path, default=browser.cdc_file(), help="CSV to serve")
+    parser.add_argument("--data", type=Path, default=cdc_file(), help="CSV to serve")
     parser.add_argument("--out", type=Path, default=OUT, help="directory of the PNG files")
     parser.add_argument("--url", help="picture this running server instead of starting one")
     args = parser.parse_args(argv)

@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 BENCH_TMP = REPO / ".bench-tmp"
 """Scratch space on the repository's disk (not /tmp): per-run directories and cached datasets."""
+CDC_FILE_NAME = "brfss-cdc-2011-2021.csv.gz"
+"""The CDC's own export, read in place from the shared data folder."""
 
 BANNER = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
 START_TIMEOUT = 300.0
@@ -59,6 +61,17 @@ class ProcSample:
     fds: int
     """Open file descriptors (entries of `/proc/<pid>/fd`)."""
 
+
+def cdc_file() -> Path | None:
+    """The CDC export in the shared data folder beside the repository, if there is one.
+
+    The repository is either beside `shared/` or, as a git worktree, one level deeper.
+    """
+    for root in (REPO.parent, REPO.parent.parent):
+        path = root / "shared" / "data" / CDC_FILE_NAME
+        if path.is_file():
+            return path
+    return None
 
 def sample(pid: int) -> ProcSample:
     """Read `VmRSS`, `VmHWM` and the fd count of `pid` (Linux only)."""
@@ -153,6 +166,16 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def given_or_scratch_dir(given: str, prefix: str) -> Iterator[Path]:
+    """`given` (a directory named on the command line, left as it is), else a `scratch_dir`."""
+    if given:
+        yield Path(given)
+        return
+    with scratch_dir(prefix) as path:
+        yield path
 
 
 class ServerProcess:
