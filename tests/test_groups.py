@@ -14,9 +14,9 @@ import io
 import math
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
+from test_queries import CDC
 
 from lestats.data import demo, row_columns
 from lestats.data.loader import PARSER_VARIABLE, load_dataset
@@ -35,15 +35,6 @@ NUMBERS = ("Data_Value", "Low_Confidence_Limit", "High_Confidence_Limit", "Sampl
 A_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 
 
-def shared_data(name):
-    for folder in Path(__file__).resolve().parents:
-        candidate = folder / "shared" / "data" / name
-        if candidate.exists():
-            return candidate
-    return None
-
-
-CDC = shared_data("brfss-cdc-2011-2021.csv.gz")
 
 
 def reference(text):

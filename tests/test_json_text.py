@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import bisect
 import csv
-import gzip
 import math
 import random
 
 import pytest
-from test_queries import CDC, SAMPLE, Reference, read_rows
+from test_queries import loaded
 
 from lestats import jsonio
 from lestats.actors.engine import Engine
-from lestats.data import demo, estimate_rows, json_text
+from lestats.data import estimate_rows, json_text
 from lestats.data.loader import load_dataset, load_demo_dataset
 from lestats.data.params import KINDS, parse_query
 from lestats.data.statistics import default_registry
@@ -28,36 +27,17 @@ from lestats.data.statistics import default_registry
 REGISTRY = default_registry()
 
 
-def _loaded(name):
-    """(name, dataset, reference) for the CDC export, the course sample or the demo data."""
-    if name == "cdc":
-        if CDC is None:
-            pytest.skip("the CDC export is not in ../shared/data")
-        dataset = load_dataset(CDC)
-        with gzip.open(CDC, "rt", encoding="utf-8-sig", newline="") as lines:
-            rows = read_rows(lines)
-    elif name == "sample":
-        if SAMPLE is None:
-            pytest.skip("the course sample is not in ../shared/data")
-        dataset = load_dataset(SAMPLE)
-        rows = read_rows(SAMPLE.read_text(encoding="utf-8-sig").splitlines())
-    else:
-        dataset = load_demo_dataset(4_000, 5)
-        rows = read_rows("".join(demo.iter_demo_lines(4_000, 5)).splitlines())
-    return name, dataset, Reference(rows)
-
-
 @pytest.fixture(scope="module", params=["cdc", "sample", "demo"])
 def data(request):
     """Each of the three datasets with its reference."""
-    return _loaded(request.param)
+    return loaded(request.param)
 
 
 @pytest.fixture(scope="module", params=["cdc", "sample"])
 def files(request):
     """The two files whose cells hold one row each (the demo data repeats cells: their rows
     come by their numbers, not in file order, so the reference's order is not theirs)."""
-    return _loaded(request.param)
+    return loaded(request.param)
 
 
 def worker_bytes(dataset, kind, **raw):

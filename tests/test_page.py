@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from bench import browser
+from bench import browser, servers
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,9 +58,9 @@ def base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """The URL of a run.py serving the demo data or the CDC export."""
     args: list[str] = []
     if request.param == "cdc":
-        cdc = browser.cdc_file()
+        cdc = servers.cdc_file()
         if cdc is None:
-            pytest.skip(f"{browser.CDC_FILE_NAME} is not in ../shared/data")
+            pytest.skip(f"{servers.CDC_FILE_NAME} is not in ../shared/data")
         args = ["--data", str(cdc)]
     server = Server(*args, "--workers", "2", cwd=tmp_path_factory.mktemp(f"page-{request.param}"))
     try:

@@ -265,16 +265,16 @@ def better(other, row, direction):
 # --- fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["cdc", "sample", "demo"])
-def data(request):
-    """(dataset, reference) for the CDC export, the course sample and the demo data."""
-    if request.param == "cdc":
+def loaded(name):
+    """(name, dataset, reference) for the CDC export (`cdc`), the course sample (`sample`) or
+    the demo data (`demo`); skips the test if the file is not in ../shared/data."""
+    if name == "cdc":
         if CDC is None:
             pytest.skip("the CDC export is not in ../shared/data")
         dataset = load_dataset(CDC)
         with gzip.open(CDC, "rt", encoding="utf-8-sig", newline="") as lines:
             rows = read_rows(lines)
-    elif request.param == "sample":
+    elif name == "sample":
         if SAMPLE is None:
             pytest.skip("the course sample is not in ../shared/data")
         dataset = load_dataset(SAMPLE)
@@ -282,7 +282,13 @@ def data(request):
     else:
         dataset = load_demo_dataset(4_000, 5)
         rows = read_rows(io.StringIO("".join(demo.iter_demo_lines(4_000, 5))))
-    return request.param, dataset, Reference(rows)
+    return name, dataset, Reference(rows)
+
+
+@pytest.fixture(scope="module", params=["cdc", "sample", "demo"])
+def data(request):
+    """Each of the three datasets with its reference."""
+    return loaded(request.param)
 
 
 def query(dataset, kind, **raw):
