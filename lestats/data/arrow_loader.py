@@ -451,9 +451,8 @@ def _odd_numbers(text: pa.Array, empty: pa.Array) -> pa.Array:
 def _release_unused() -> None:
     """Give the memory pyarrow has freed back to the system, before Python allocates more.
 
-    pyarrow's allocator (mimalloc or jemalloc) keeps freed memory for reuse: ~100 MB after the
-    parse of 1M rows and as much after their grouping, which would add up with the Python
-    objects built next.
+    Called while pyarrow allocates with the C library's malloc (`_system_allocator`): what
+    malloc keeps of the freed columns for reuse would add up with the Python objects built next.
     """
     pa.default_memory_pool().release_unused()
 

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, NamedTuple
 from lestats.data.catalog import Catalog
 from lestats.data.numbers import MAX_MAGNITUDE
 from lestats.data.row_columns import RowColumns
-from lestats.data.table import KEPT_COLUMNS, EstimateTable
 
 if TYPE_CHECKING:
     from array import array
     from collections.abc import Iterable, Mapping
+
+    from lestats.data.table import EstimateTable
 
 __all__ = ["MAX_MAGNITUDE", "Dataset", "GroupKey", "QuestionStats", "Ranking", "Record"]
 
@@ -118,8 +119,8 @@ class Dataset:
 
         The table gets the columns a `Record` has (no ids, intervals or footnotes).
         """
-        columns = RowColumns(_RECORD_INDEXES, len(Record._fields) + 1)
-        columns.read(_record_row(Record(*record)) for record in records)
+        columns = RowColumns(_RECORD_COLUMNS, len(Record._fields))
+        columns.read([_text(cell) for cell in Record(*record)] for record in records)
         groups, dropped, table = columns.build()
         return cls(groups, source=source, rows_read=len(columns), rows_skipped=dropped, table=table)
 
@@ -169,14 +170,7 @@ _RECORD_COLUMNS = {
     "YearEnd": 6,
     "LocationAbbr": 7,
 }
-_RECORD_INDEXES = {name: _RECORD_COLUMNS.get(name, len(Record._fields)) for name in KEPT_COLUMNS}
-"""Where `_record_row` puts each kept column (the absent ones: the empty cell at the end)."""
-
-
-def _record_row(record: Record) -> list[str]:
-    cells = [_text(cell) for cell in record]
-    cells.append("")
-    return cells
+"""Where each column is in a `Record` (the kept columns it lacks read as `""`)."""
 
 
 def _text(cell: object) -> str:

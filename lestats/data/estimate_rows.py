@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from lestats import jsonio
 from lestats.data import json_text
+from lestats.data.table import dense_ranks
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from lestats.data.table import EstimateTable
-
-_Key = TypeVar("_Key", str, int, tuple[str, str])
 
 
 class RowTexts:
@@ -55,9 +54,9 @@ class RowTexts:
             for s in table.strata
         )
         self.footnotes = tuple(text(f.text or f.symbol or None) for f in table.footnotes)
-        self.location_order = _ranks([loc.abbr for loc in table.locations])
-        self.period_order = _ranks([period.year or 0 for period in table.periods])
-        self.stratum_order = _ranks([(s.category_id, s.id) for s in table.strata])
+        self.location_order = dense_ranks([loc.abbr for loc in table.locations])
+        self.period_order = dense_ranks([period.year or 0 for period in table.periods])
+        self.stratum_order = dense_ranks([(s.category_id, s.id) for s in table.strata])
 
     @staticmethod
     def of(table: EstimateTable) -> RowTexts:
@@ -118,12 +117,6 @@ class RowTexts:
                 + stratum_order[stratum]
             )
         return texts, keys, suppressed
-
-
-def _ranks(keys: list[_Key]) -> tuple[int, ...]:
-    """Each key's place among the distinct keys, in order (equal keys, equal places)."""
-    place = {key: index for index, key in enumerate(sorted(set(keys)))}
-    return tuple(place[key] for key in keys)
 
 
 class Blocks:

@@ -368,7 +368,7 @@ def _facts(table: EstimateTable, row: int) -> Result:
     """What the test reads of an estimate (`RowTexts.write` writes the same, and more)."""
     _, stratum, period, location = table.shape.unpack(table.keys[row])
     number, low, high = table.value[row], table.low[row], table.high[row]
-    suppressed = number != number or table.withheld[table.footnote_codes[row]]  # noqa: PLR0124
+    suppressed = table.suppressed(row)
     return {
         "location": table.locations[location].abbr,
         "year": table.periods[period].year,

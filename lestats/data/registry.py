@@ -395,7 +395,7 @@ class Registry:
         return allowed, members
 
     def run(self, dataset: Dataset, query: Query) -> object:
-        """Compute `query`: the Workers' runner.
+        """Compute `query` as Python values (the Workers run `encode`, its JSON document).
 
         Raises:
             KeyError: the query's kind is not registered (it did not come through `validate`).

@@ -29,7 +29,7 @@ from collections import deque
 from contextlib import contextmanager
 from itertools import chain, count, islice, repeat
 from operator import add, and_, floordiv, itemgetter, lshift, mod, mul, or_, rshift
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lestats.data.groups import KEY_COLUMNS, course_groups
 from lestats.data.table import (
@@ -39,6 +39,7 @@ from lestats.data.table import (
     Shape,
     canonical_order,
     code_type,
+    dense_ranks,
     number_or_nan,
 )
 
@@ -192,11 +193,6 @@ class RowColumns:
         groups, dropped = course_groups(words, table.keys, table.value)
         return groups, dropped, table
 
-    def _column(self, name: str) -> array[int]:
-        """The text codes of one number column, a row after the other."""
-        step = len(self.numbers_present)
-        return self._cells[self.numbers_present.index(name) :: step]
-
     def _table(
         self, words: dict[str, list[tuple[str, ...]]], entity_of_wide: dict[str, list[int]]
     ) -> EstimateTable:
@@ -328,30 +324,13 @@ def _getter(indexes: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
     return itemgetter(*indexes)
 
 
-def _dense_ranks(keys: Sequence[Any]) -> list[int]:
-    """Each key's rank among the distinct keys, in ascending order (equal keys, equal ranks)."""
-    ranks = [0] * len(keys)
-    rank = -1
-    previous: object = _NOTHING
-    for index in sorted(range(len(keys)), key=keys.__getitem__):
-        key = keys[index]
-        if key != previous:
-            rank += 1
-            previous = key
-        ranks[index] = rank
-    return ranks
-
-
-_NOTHING = object()
-
-
 def _ranks(texts: Iterable[str]) -> tuple[list[int], list[float]]:
     """Per text, the rank of its number (`table.number_or_nan`); per rank, the number.
 
     NaN ranks after every number; equal numbers (`30`, `30.0`) share a rank.
     """
     numbers = list(map(number_or_nan, texts))
-    rank_of_text = _dense_ranks([(math.isnan(n), 0.0 if math.isnan(n) else n) for n in numbers])
+    rank_of_text = dense_ranks([(math.isnan(n), 0.0 if math.isnan(n) else n) for n in numbers])
     number_of_rank = [0.0] * (max(rank_of_text, default=0) + 1)
     for number, rank in zip(numbers, rank_of_text, strict=True):
         number_of_rank[rank] = number

@@ -24,7 +24,7 @@ import math
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lestats import jsonio
 from lestats.data.numbers import parse_number
@@ -45,7 +45,6 @@ ENTITY_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "footnote": ("Data_Value_Footnote_Symbol", "Data_Value_Footnote"),
 }
 """Each entity's columns (names after stripping); a column the file lacks reads as `""`."""
-ENTITIES: tuple[str, ...] = tuple(ENTITY_COLUMNS)
 NUMBER_COLUMNS: tuple[str, ...] = (
     "Data_Value",
     "Low_Confidence_Limit",
@@ -161,6 +160,12 @@ def canonical_order(words: Sequence[tuple[str, ...]]) -> tuple[list[tuple[str, .
     for new, old in enumerate(ordered):
         remap[old] = new
     return [words[old] for old in ordered], remap
+
+
+def dense_ranks(keys: Sequence[Any]) -> list[int]:
+    """Each key's place among the distinct keys, in ascending order (equal keys, equal places)."""
+    place = {key: index for index, key in enumerate(sorted(set(keys)))}
+    return [place[key] for key in keys]
 
 
 def code_type(count: int) -> str:
