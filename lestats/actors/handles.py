@@ -1,13 +1,14 @@
 """Job handles and streams of finished jobs, for embedders: what Python users expect of jobs.
 
-- `Job`: a handle on one accepted job (`engine.job(job_id)`): status, wait, result, cancel, and
-  `await job` for its data, typed by its `JobId`.
+- `Job`: a handle on one accepted job (`engine.job(job_id)`, or `client.job(job_id)` for a
+  server): status, wait, result, cancel, and `await job` for its data, typed by its `JobId`.
 - `as_completed` / `as_completed_async`: given ids, their outcomes in the order they finish.
 - `finished_stream`: an async iterator of every job that finishes from now on.
 - `Subscription`: a callback run for each finished job (`engine.on_finished`).
 
-All of them ride on the ResultStore's own push of finished jobs (`messages.Subscribe`): no
-polling, no thread per job, and nothing blocks an event loop.
+A `Job` asks its engine (or client) for what it needs. The other three ride on the
+ResultStore's own push of finished jobs (`messages.Subscribe`): no polling, no thread per job,
+and nothing blocks an event loop.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ FINISHED_BACKLOG = 100_000
 class Job(Generic[R_co]):
     """A handle on one accepted job. `R_co` is the type of its data (from its `JobId`).
 
-    It holds only the engine and the id: make as many as you like, from any thread.
+    It holds only its engine (or client) and the id: make as many as you like, from any thread.
     """
 
     __slots__ = ("_engine", "id")

@@ -273,10 +273,7 @@ class ResultStore(RequestActor):
         fault ends in error.
         """
         if self._batching is None:
-            for count, message in enumerate(finished):
-                if not self._record(message):
-                    return count
-            return len(finished)
+            return self._record_each(finished)
         done = 0
         while done < len(finished):
             batch = finished[done : done + COMMIT_BATCH]
@@ -288,15 +285,22 @@ class ResultStore(RequestActor):
                     self._trouble = exc.problem
                     return done
                 log.warning("cannot record %d finished jobs at once (%s)", len(batch), exc.problem)
-                for message in batch:
-                    if not self._record(message):
-                        return done
-                    done += 1
+                recorded_each = self._record_each(batch)
+                done += recorded_each
+                if recorded_each < len(batch):
+                    return done
                 continue
             for message, (_, outcome), ok in zip(batch, outcomes, recorded, strict=True):
                 self._settle(message, outcome, recorded=ok)
             done += len(batch)
         return done
+
+    def _record_each(self, finished: Sequence[m.JobDone | m.JobErrored]) -> int:
+        """Record finished jobs one store call each; how many, in order, were."""
+        for count, message in enumerate(finished):
+            if not self._record(message):
+                return count
+        return len(finished)
 
     # --- recording one job ----------------------------------------------------------------------
 
@@ -383,7 +387,8 @@ class ResultStore(RequestActor):
     def _notify(self, job_id: int, outcome: JobOutcome) -> None:
         for reply in self._watchers.pop(job_id, ()):
             m.answer(reply, outcome)
-        self._finished[job_id] = outcome
+        if self._keeps_finished():
+            self._finished[job_id] = outcome
         if self._expiring:
             self._finished_since_expiry += 1
 
@@ -415,7 +420,7 @@ class ResultStore(RequestActor):
         except StorageError as exc:
             m.refuse(message.reply, exc)
             return
-        if forgotten:
+        if forgotten and self._keeps_finished():
             self._finished[message.job_id] = EXPIRED
         m.answer(message.reply, forgotten)
 
@@ -426,7 +431,7 @@ class ResultStore(RequestActor):
         except StorageError as exc:
             log.warning("cannot forget old jobs now: %s", exc.problem)
             return
-        if expired:
+        if expired and self._keeps_finished():
             self._finished.update(dict.fromkeys(expired, EXPIRED))
             self._publish_finished()
 
@@ -469,11 +474,17 @@ class ResultStore(RequestActor):
         if message.push in self._subscribers:
             self._subscribers.remove(message.push)
 
+    def _keeps_finished(self) -> bool:
+        """Whether lately finished jobs are kept: for the subscribers, or for `_outcome`."""
+        return bool(self._subscribers) or self._batching is not None
+
     def _publish_finished(self) -> None:
-        self._published, self._finished = self._finished, {}
+        finished, self._finished = self._finished, {}
+        if self._batching is not None:
+            self._published = finished
         if not self._subscribers:
             return
-        batch = tuple(self._published.items())
+        batch = tuple(finished.items())
         for push in tuple(self._subscribers):
             try:
                 push(batch)
