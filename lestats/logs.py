@@ -143,11 +143,13 @@ class ServerRecord(logging.LogRecord):
 
 def _tasks_gathered() -> bool:
     """Whether `logging` is asked for the asyncio task's name (Python 3.12+)."""
-    return bool(getattr(logging, "logAsyncioTasks", False))
+    return bool(logging.logAsyncioTasks)  # type: ignore[attr-defined,unused-ignore]
 
 
 _TASK_NAMES = sys.version_info >= (3, 12)
 _TASKS_GATHERED = _tasks_gathered if _TASK_NAMES else bool
+"""Asked on every line: on Python 3.11 `bool()`, since a `getattr` with a default on a missing
+attribute costs an exception each time."""
 _PROBE = logging.LogRecord("", 0, UNKNOWN_SOURCE, 0, "", (), None)
 _UNKNOWN_MODULE = _PROBE.module
 _LOGGING_STARTED = _PROBE.created - _PROBE.relativeCreated / 1000
@@ -176,9 +178,8 @@ class UTCFormatter(logging.Formatter):
             return super().format(record)
         record.message = record.getMessage()
         record.asctime = self.formatTime(record, DATE_FORMAT)
-        return (
-            f"{record.asctime}.{int(record.msecs):03d}Z {record.levelname} {record.name}: "
-            f"{record.message}"
+        return _log_line(
+            record.asctime, int(record.msecs), record.levelname, record.name, record.message
         )
 
     def format_line(self, line: DirectLine) -> str:
@@ -186,24 +187,30 @@ class UTCFormatter(logging.Formatter):
         if not self._plain:
             return self.format(ServerRecord.of_line(line))
         created, name, msg, args = line
-        second = int(created)
-        if second != self._second:
-            self._second_text = time.strftime(DATE_FORMAT, time.gmtime(created))
-            self._second = second
         message = msg % _arguments(args) if args else msg
-        milliseconds = int((created - second) * 1000)
+        milliseconds = int((created - int(created)) * 1000)
         level = logging.getLevelName(logging.INFO)
-        return f"{self._second_text}.{milliseconds:03d}Z {level} {name}: {message}"
+        stamp = self._second_text_of(created, DATE_FORMAT)
+        return _log_line(stamp, milliseconds, level, name, message)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """The record's second in UTC, as `datefmt` (the formatter's own one is cached)."""
         if datefmt is None or datefmt != self.datefmt:  # logging's default text has milliseconds
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self._second_text_of(record.created, datefmt)
+
+    def _second_text_of(self, created: float, datefmt: str) -> str:
+        """The second of `created` as `datefmt`, the formatter's own (its text kept a second)."""
+        second = int(created)
         if second != self._second:
-            self._second_text = super().formatTime(record, datefmt)
+            self._second_text = time.strftime(datefmt, time.gmtime(created))
             self._second = second
         return self._second_text
+
+
+def _log_line(stamp: str, milliseconds: int, level: str, name: str, message: str) -> str:
+    """`LOG_FORMAT`'s text, by one f-string."""
+    return f"{stamp}.{milliseconds:03d}Z {level} {name}: {message}"
 
 
 class JSONFormatter(UTCFormatter):
