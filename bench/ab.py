@@ -24,12 +24,13 @@ import shlex
 import shutil
 import statistics
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import bench_http, loadgen, option, parse_plan
-from bench.servers import ServerProcess, cpu_count, scratch_dir
+from bench.servers import ServerProcess, scratch_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -64,9 +65,9 @@ class Round:
     p99: float
 
 
-def server(name: str, command: str, workdir: Path, results_in: str) -> ServerProcess:
+def server(name: str, command: str, workdir: Path, results_root: Path) -> ServerProcess:
     """`command` with run.py's options for a free port, a log and results of its own."""
-    results = Path(results_in or workdir) / f"{name}-results"
+    results = results_root / f"{name}-results"
     argv = [
         *shlex.split(command),
         "--port",
@@ -85,8 +86,7 @@ async def measure(target: ServerProcess, plan: AbPlan) -> Round:
     figures = await bench_http.measure(target, run)
     if figures.error_count:
         raise RuntimeError(f"{target.name}: errors {figures.errors}")
-    others = (figures.others_busy or 0.0) * figures.elapsed * cpu_count()
-    machine = ((figures.server_cpu or 0.0) + others) / figures.jobs
+    machine = (figures.machine_cpu or 0.0) / figures.jobs
     return Round(
         figures.jobs,
         figures.jobs_per_s,
@@ -98,9 +98,9 @@ async def measure(target: ServerProcess, plan: AbPlan) -> Round:
 
 async def compare(plan: AbPlan) -> str:
     """Run the rounds; the report."""
-    with scratch_dir("ab-") as workdir, _removed_after(plan.results_in):
-        a = server("A", plan.a, workdir, plan.results_in)
-        b = server("B", plan.b, workdir, plan.results_in)
+    with scratch_dir("ab-") as workdir, _results_root(plan.results_in, workdir) as results:
+        a = server("A", plan.a, workdir, results)
+        b = server("B", plan.b, workdir, results)
         async with a, b:
             for target in (a, b):
                 await loadgen.closed_loop(target.url, 8, plan.warmup, time_limit=plan.time_limit)
@@ -115,17 +115,21 @@ async def compare(plan: AbPlan) -> str:
 
 
 @contextlib.contextmanager
-def _removed_after(results_in: str) -> Iterator[None]:
-    """Remove both servers' results from `--results-in` afterwards (a run leaves ~1 GB there).
+def _results_root(results_in: str, workdir: Path) -> Iterator[Path]:
+    """Where both servers' results go: a fresh directory in `--results-in`, else `workdir`.
 
-    On tmpfs, as `--results-in /dev/shm/...` is meant to be, they would otherwise stay in RAM.
+    The fresh directory is removed afterwards: a run leaves ~1 GB there, which on tmpfs (as
+    `--results-in /dev/shm/...` is meant to be) would otherwise stay in RAM.
     """
+    if not results_in:
+        yield workdir
+        return
+    Path(results_in).mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="ab-", dir=results_in))
     try:
-        yield
+        yield root
     finally:
-        if results_in:
-            for name in ("A", "B"):
-                shutil.rmtree(Path(results_in) / f"{name}-results", ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def line(pair: tuple[Round, Round]) -> str:

@@ -218,6 +218,8 @@ class Figures:
     """CPU seconds the load generator spent during the run."""
     others_busy: float | None = None
     """Fraction of all CPUs that other processes kept busy during the run (noise)."""
+    machine_cpu: float | None = None
+    """CPU seconds the whole machine spent during the run, but the load generator's."""
 
     @property
     def error_count(self) -> int:
@@ -258,6 +260,7 @@ class Figures:
             server_cpu=cpu.server,
             client_cpu=cpu.client,
             others_busy=cpu.others,
+            machine_cpu=cpu.machine,
         )
 
 

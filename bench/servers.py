@@ -122,6 +122,15 @@ class CpuUse:
     """Fraction of all the machine's CPUs busy (anyone's work, ours included), 0 to 1."""
 
     @property
+    def machine(self) -> float:
+        """CPU seconds the whole machine spent, but this (load-generating) process's.
+
+        The server's own figure plus the others' (never below 0: the machine's ticks are
+        counted more coarsely than a process's).
+        """
+        return self.server + self.others * self.wall * cpu_count()
+
+    @property
     def others(self) -> float:
         """Fraction of all CPUs used by processes other than the server and the client."""
         ncpu = cpu_count()
