@@ -10,6 +10,7 @@ import logging
 import random
 
 import pytest
+from test_logging import TIME_FIELDS, file_logging, loggings_own_text_format
 
 from lestats.logs import (
     DATE_FORMAT,
@@ -22,12 +23,10 @@ from lestats.logs import (
     ServerRecord,
     UTCFormatter,
     _RotatingFile,
-    start_file_logging,
 )
 
 BASE = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 NAME = "lestats.test_direct"
-TIME_FIELDS = {"created", "msecs", "relativeCreated"}
 MESSAGES = [
     ("-> %s %r", ("POST /api/best5", '{"question": "é\n\u2028"}')),
     ("<- %s %d %s (%.2f ms)", ("GET /api/jobs", 200, "done", 0.123)),
@@ -35,25 +34,6 @@ MESSAGES = [
     ("%(who)s by name", ({"who": "args"},)),
     ("an empty mapping %s", ({},)),
 ]
-
-
-@contextlib.contextmanager
-def file_logging(path, **options):
-    """`start_file_logging` as the server has it, the writer the root's only handler, for the
-    length of the block; the root logger restored after. (pytest's log capture puts its own
-    handlers on the root for each phase of a test: this is used inside the test's body.)"""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    for handler in handlers:
-        root.removeHandler(handler)
-    writer = start_file_logging(path, **options)
-    try:
-        yield writer
-    finally:
-        writer.stop()
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
 
 
 def logging_record(created: float, message: str, args: tuple) -> logging.LogRecord:
@@ -68,11 +48,15 @@ def logging_record(created: float, message: str, args: tuple) -> logging.LogReco
     return record
 
 
-@pytest.mark.parametrize("formatter", [UTCFormatter(LOG_FORMAT, DATE_FORMAT), JSONFormatter()])
-def test_a_direct_line_reads_as_the_record_logging_would_have_made(formatter):
-    reference = UTCFormatter(LOG_FORMAT, DATE_FORMAT)
-    if isinstance(formatter, JSONFormatter):
-        reference = JSONFormatter()
+@pytest.mark.parametrize(
+    ("formatter", "reference"),
+    [
+        (UTCFormatter(LOG_FORMAT, DATE_FORMAT), loggings_own_text_format()),
+        (JSONFormatter(), JSONFormatter()),
+    ],
+    ids=["text", "json"],
+)
+def test_a_direct_line_reads_as_the_record_logging_would_have_made(formatter, reference):
     rng = random.Random(5)
     for _ in range(300):
         message, args = rng.choice(MESSAGES)
@@ -115,7 +99,7 @@ def test_direct_lines_and_records_reach_the_file_in_order_with_the_same_text(tmp
     path = tmp_path / "both.log"
     logger = logging.getLogger(NAME)
     direct = DirectInfo(logger)
-    with file_logging(path) as writer:
+    with file_logging(path, alone=True) as writer:
         assert writer.takes_directly(logger)
         for number in range(50):
             direct("line %d of %s", number, "direct")
@@ -137,17 +121,14 @@ class Kept(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _handler_on(name: str) -> contextlib.AbstractContextManager[None]:
-    @contextlib.contextmanager
-    def change():
-        handler = Kept()
-        logging.getLogger(name).addHandler(handler)
-        try:
-            yield
-        finally:
-            logging.getLogger(name).removeHandler(handler)
-
-    return change()
+@contextlib.contextmanager
+def _handler_on(name: str):
+    handler = Kept()
+    logging.getLogger(name).addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger(name).removeHandler(handler)
 
 
 @contextlib.contextmanager
@@ -223,7 +204,7 @@ def test_a_line_goes_through_logging_whenever_the_writer_is_not_its_only_reader(
     tmp_path, change
 ):
     logger = logging.getLogger(NAME)
-    with file_logging(tmp_path / "direct.log") as writer:
+    with file_logging(tmp_path / "direct.log", alone=True) as writer:
         assert writer.takes_directly(logger)
         with change(writer):
             assert not writer.takes_directly(logger)
@@ -235,7 +216,7 @@ def test_a_null_handler_on_the_way_does_not_count_as_a_reader(tmp_path):
     null = logging.NullHandler()
     logger.addHandler(null)
     try:
-        with file_logging(tmp_path / "direct.log") as writer:
+        with file_logging(tmp_path / "direct.log", alone=True) as writer:
             assert writer.takes_directly(logger)
     finally:
         logger.removeHandler(null)
@@ -246,7 +227,7 @@ def test_a_log_capture_sees_every_direct_line_and_the_file_has_them_too(tmp_path
     logger = logging.getLogger(NAME)
     direct = DirectInfo(logger)
     kept = Kept()
-    with file_logging(path):
+    with file_logging(path, alone=True):
         direct("before the capture")
         logging.getLogger().addHandler(kept)
         try:
@@ -263,7 +244,7 @@ def test_a_log_capture_sees_every_direct_line_and_the_file_has_them_too(tmp_path
 
 
 def test_without_a_running_writer_a_direct_line_is_an_ordinary_record(tmp_path, caplog):
-    with file_logging(tmp_path / "stopped.log") as writer:
+    with file_logging(tmp_path / "stopped.log", alone=True) as writer:
         assert LogWriter.running is writer
     assert LogWriter.running is None
     with caplog.at_level(logging.INFO, logger=NAME):
@@ -273,7 +254,7 @@ def test_without_a_running_writer_a_direct_line_is_an_ordinary_record(tmp_path, 
 
 def test_json_log_lines_taken_directly_are_one_object_each(tmp_path):
     path = tmp_path / "direct.jsonl"
-    with file_logging(path, log_format="json"):
+    with file_logging(path, alone=True, log_format="json"):
         DirectInfo(logging.getLogger(NAME))("-> %s %r", "GET /x", 'a "quoted"\nbody')
     (entry,) = [json.loads(line) for line in path.read_text().splitlines()]
     assert entry["level"] == "INFO"

@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 
 import pytest
+from test_arrow_loader import csv_text
 from test_queries import CDC
 
 from lestats.data import demo, row_columns
@@ -65,14 +66,6 @@ def loaded(path, parser, monkeypatch):
         pytest.importorskip("pyarrow")
     dataset = load_dataset(path)
     return {key: sorted(values) for key, values in dataset.groups.items()}, dataset
-
-
-def csv_text(header, rows):
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 @pytest.mark.skipif(CDC is None, reason="the CDC export is not in ../shared/data")

@@ -197,5 +197,7 @@ def test_submitted_lines_are_those_of_submitted_byte_for_byte(monkeypatch):
         assert lines.line(job_id, query) == records.submitted(job_id, query)
         assert json.loads(lines.line(job_id, query)) == {"job": job_id, "query": query.to_json()}
     monkeypatch.setattr(records, "ENCODED_QUERIES", 2)  # past the bound it starts afresh
+    lines = records.SubmittedLines()
     for job_id, query in enumerate(queries * 3, start=100):
         assert lines.line(job_id, query) == records.submitted(job_id, query)
+        assert len(lines._encoded) <= 2

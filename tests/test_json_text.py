@@ -97,11 +97,7 @@ def _random_raw(kind, catalog, rng):
     years = list(catalog.years[question])
     if kind == "ranking":
         return {"question": question, "year": rng.choice(years), "stratum": rng.choice(strata)}
-    if kind == "trend":
-        return {"question": question, "location": rng.sample(locations, 2)}
-    if kind == "estimates":
-        return {"question": question, "location": rng.sample(locations, 2)}
-    if kind == "compare":
+    if kind in {"trend", "estimates", "compare"}:
         return {"question": question, "location": rng.sample(locations, 2)}
     return {}
 
@@ -240,7 +236,7 @@ def test_numbers_texts_are_the_json_modules():
     numbers, sizes = json_text.NUMBERS, json_text.SIZES
     for number in (33.0, 0.1, 1e-05, 1e16, 123456.789, -2.5, 5e-324, 1e300):
         assert numbers[number] == jsonio.text(number)
-        assert numbers[number] == jsonio.text(number)  # remembered: the same text again
+        assert dict.get(numbers, number) == jsonio.text(number)  # remembered: no __missing__
     assert numbers[math.nan] == "null"
     assert (numbers[0.0], numbers[-0.0], numbers[0.0]) == ("0.0", "-0.0", "0.0")
     assert (sizes[12.0], sizes[12.5], sizes[math.nan], sizes[1e20]) == (

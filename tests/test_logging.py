@@ -45,18 +45,28 @@ LOG_WAIT = 5.0
 
 
 @contextlib.contextmanager
-def file_logging(path, **options):
-    """`start_file_logging`; on exit its listener is stopped and the root logger restored."""
+def file_logging(path, *, alone=False, **options):
+    """`start_file_logging`'s writer; on exit it is stopped and the root logger restored.
+
+    `alone`: the writer is the root's only handler meanwhile, as in the server. (pytest's log
+    capture puts its own handlers on the root for each phase of a test: use it in the body.)
+    """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    listener = start_file_logging(path, **options)
+    if alone:
+        for handler in handlers:
+            root.removeHandler(handler)
+    writer = start_file_logging(path, **options)
     try:
-        yield
+        yield writer
     finally:
-        listener.stop()
+        writer.stop()
         for handler in root.handlers[:]:
             if handler not in handlers:
                 root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
         root.setLevel(level)
 
 
@@ -469,11 +479,17 @@ def test_a_server_record_gathers_threads_when_logging_is_asked_to(monkeypatch):
     assert mine["threadName"] == theirs["threadName"] is not None
 
 
+def loggings_own_text_format() -> logging.Formatter:
+    """`logging`'s own formatter of the server's text format (in UTC)."""
+    reference = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
+    reference.converter = time.gmtime
+    return reference
+
+
 @pytest.mark.usefixtures("server_switches")
 def test_the_text_format_is_loggings_own_text():
     formatter = UTCFormatter(LOG_FORMAT, DATE_FORMAT)
-    reference = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
-    reference.converter = time.gmtime
+    reference = loggings_own_text_format()
     rng = random.Random(11)
     messages = [
         ("-> %s %r", ("POST /api/best5", '{"question": "é\n\u2028"}')),

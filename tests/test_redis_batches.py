@@ -23,7 +23,7 @@ from lestats.data.query import Query
 from lestats.errors import Overloaded, StorageError
 from lestats.stores.memory import MemoryStore
 from lestats.stores.redis import LAST_JOB_ID, RedisStore, finished_channel
-from lestats.testing import MUSCLE, OBESITY, ask
+from lestats.testing import MUSCLE, OBESITY, ask, eventually
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -398,10 +398,7 @@ def test_a_garbled_announcement_is_skipped_and_the_listener_goes_on(redis_url):
         raw.close()
         ids = other.accept_many([BEST5, STATE])
         other.complete_many([(job_id, JobOutcome(JobStatus.DONE, b"1")) for job_id in ids])
-        deadline = time.monotonic() + DEADLINE
-        while ids not in heard and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert ids in heard
+        eventually(lambda: ids in heard, DEADLINE)
     finally:
         other.close()
         listening.close()
